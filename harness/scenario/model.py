@@ -1,0 +1,375 @@
+"""The scenario language, v1: pydantic models for one scenario and its steps.
+
+A scenario file is a YAML stream; each document is one scenario. A step is a mapping with exactly
+one operation key (`alloc`, `store`, ...) plus the optional `irql`, `expect` and `title`, the way
+Ansible tasks read. Numbers may be written in hex (`0x1A2`). Models are frozen and forbid unknown
+keys, so a misspelt key is an error at its own line, never a silently ignored setting.
+Semantic checks that need the whole scenario (a buffer used before it is allocated) live in
+`semantics.py`; positions come from `loader.py`.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainSerializer,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+from harness.target.defects import KNOWN_DEFECTS
+from harness.target.irql import Irql
+from harness.target.status import STATUS_CODES
+
+U32 = Annotated[int, Field(ge=0, le=0xFFFF_FFFF)]
+U64 = Annotated[int, Field(ge=0, le=0xFFFF_FFFF_FFFF_FFFF)]
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$", max_length=64)]
+
+
+def _parse_status(value: Any) -> int:
+    """A status by name (STATUS_INVALID_PARAMETER) or by number (0xC000000D)."""
+    if isinstance(value, bool):
+        raise ValueError("a status is a name such as STATUS_SUCCESS or a number, not a boolean")
+    if isinstance(value, int):
+        if not 0 <= value <= 0xFFFF_FFFF:
+            raise ValueError(f"status 0x{value:X} does not fit in 32 bits")
+        return value
+    if isinstance(value, str):
+        name = value.strip().upper()
+        if name in STATUS_CODES:
+            return STATUS_CODES[name]
+        known = ", ".join(sorted(STATUS_CODES))
+        raise ValueError(f"unknown status name {value!r}; known names: {known}")
+    raise ValueError(f"a status is a name or a number, not {type(value).__name__}")
+
+
+def _parse_irql(value: Any) -> Irql:
+    if isinstance(value, Irql):
+        return value
+    return Irql.parse(value)
+
+
+def _parse_hex_bytes(value: Any) -> bytes:
+    """Hex text such as 'DE AD be ef' (spaces and colons allowed) into bytes."""
+    if isinstance(value, bytes):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("expected hex text such as 'DE AD BE EF'")
+    digits = re.sub(r"[\s:_-]", "", value)
+    if digits.lower().startswith("0x"):
+        digits = digits[2:]
+    if not digits or len(digits) % 2 or not re.fullmatch(r"[0-9A-Fa-f]+", digits):
+        raise ValueError(f"{value!r} is not an even number of hex digits")
+    return bytes.fromhex(digits)
+
+
+StatusValue = Annotated[
+    int, BeforeValidator(_parse_status), Field(json_schema_extra={"type": ["string", "integer"]})
+]
+IrqlValue = Annotated[
+    Irql,
+    BeforeValidator(_parse_irql),
+    PlainSerializer(lambda irql: irql.name, return_type=str),
+    Field(json_schema_extra={"enum": [i.name for i in Irql], "type": "string"}),
+]
+HexBytes = Annotated[
+    bytes,
+    BeforeValidator(_parse_hex_bytes),
+    PlainSerializer(lambda raw: raw.hex(" ").upper(), return_type=str),
+    Field(json_schema_extra={"type": "string", "format": "hex-bytes"}),
+]
+
+
+class StrictModel(BaseModel):
+    """Frozen, and unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BufferSlice(StrictModel):
+    """A buffer by name (or a raw address), optionally a sub-range of it.
+
+    Shorthand: a bare name, `store: ring_a`, means the whole buffer.
+    """
+
+    buffer: Identifier | None = None
+    address: U64 | None = None
+    offset: U32 = 0
+    length: U32 | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"buffer": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> BufferSlice:
+        if (self.buffer is None) == (self.address is None):
+            raise ValueError("give exactly one of `buffer` (a name) or `address` (a number)")
+        if self.address is not None and self.length is None:
+            raise ValueError("a raw `address` needs an explicit `length`")
+        return self
+
+    def describe(self) -> str:
+        """'ring_a', 'ring_a[8:+16]' or '0xFFFF...:+16' for messages."""
+        base = self.buffer if self.buffer is not None else f"0x{self.address:X}"
+        if self.offset or self.length is not None:
+            length = "end" if self.length is None else f"+{self.length}"
+            return f"{base}[{self.offset}:{length}]"
+        return base
+
+
+class AllocSpec(StrictModel):
+    """Allocate kernel pool by name; the content is `pattern` (hex, repeated) or `text` (UTF-8).
+
+    Without either the content is derived from the name, so every buffer's bytes are distinct and
+    a dump shows whose bytes it holds.
+    """
+
+    name: Identifier
+    size: Annotated[int, Field(ge=1, le=16 * 1024 * 1024)]
+    pattern: HexBytes | None = None
+    text: str | None = None
+    pool: Literal["NonPagedPoolNx", "NonPagedPool", "PagedPool"] = "NonPagedPoolNx"
+
+    @model_validator(mode="after")
+    def _one_fill(self) -> AllocSpec:
+        if self.pattern is not None and self.text is not None:
+            raise ValueError("give at most one of `pattern` and `text`")
+        return self
+
+
+class CreateSpec(StrictModel):
+    """Arguments of DMF_LiveKernelDump_LiveKernelMemoryDumpCreate."""
+
+    bugcheck_code: U32
+    parameter: U64 = 0
+    exclude_dmf_data: bool | Annotated[int, Field(ge=0, le=255)] = False
+    client_structures: list[BufferSlice] = Field(default_factory=list)
+    secondary_data: BufferSlice | None = None
+
+    def exclude_byte(self) -> int:
+        """The raw BOOLEAN byte the call receives (F17: 2 is not the same as 1)."""
+        return int(self.exclude_dmf_data)
+
+
+class StoreCollectionSpec(StrictModel):
+    """DMF_LiveKernelDump_StoreDmfCollectionAsBugcheckParameter(value). Shorthand: a number."""
+
+    value: U64
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"value": value} if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class WaitSpec(StrictModel):
+    """Let time pass on the machine. Shorthand: a number of seconds."""
+
+    seconds: Annotated[float, Field(ge=0, le=3600)]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"seconds": value} if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+class CountRange(StrictModel):
+    """An inclusive range for a count."""
+
+    min: Annotated[int, Field(ge=0)] = 0
+    max: Annotated[int, Field(ge=0)] | None = None
+
+
+class ContainsItem(BufferSlice):
+    """A range the dump must hold, with `bytes` (hex) if not the buffer's allocated content."""
+
+    bytes: HexBytes | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"buffer": value} if isinstance(value, str) else value
+
+
+ParameterExpect = U64 | Literal["collection", "any"]
+
+
+class SecondaryDataExpect(StrictModel):
+    """A DumpBlob the dump must (or, with `absent`, must not) hold.
+
+    `guid` defaults to the driver's configured GuidSecondaryData; the content is a buffer's bytes,
+    explicit `hex`, or only a `size`.
+    """
+
+    guid: uuid.UUID | None = None
+    buffer: BufferSlice | None = None
+    hex: HexBytes | None = None
+    size: U32 | None = None
+    absent: bool = False
+
+    @model_validator(mode="after")
+    def _content(self) -> SecondaryDataExpect:
+        if self.buffer is not None and self.hex is not None:
+            raise ValueError("give at most one of `buffer` and `hex`")
+        if self.absent and (self.buffer is not None or self.hex is not None or self.size is not None):
+            raise ValueError("`absent: true` takes no content")
+        return self
+
+
+class DumpExpect(StrictModel):
+    """What the live dump written by a `create` step must show."""
+
+    bugcheck_code: U32 | None = None
+    parameters: Annotated[list[ParameterExpect], Field(min_length=1, max_length=4)] | None = None
+    contains: list[ContainsItem] = Field(default_factory=list)
+    excludes: list[BufferSlice] = Field(default_factory=list)
+    secondary_data: list[SecondaryDataExpect] = Field(default_factory=list)
+    block_count: Annotated[int, Field(ge=0)] | CountRange | None = None
+
+
+class Expect(StrictModel):
+    """The outcome a step must have. Omitted, a step must return STATUS_SUCCESS and not crash.
+
+    `bugcheck` lists the codes of which one must crash the machine (then `status` is not checked);
+    `dump` applies to `create` only; `dump_written` defaults to "exactly when status is success".
+    """
+
+    status: StatusValue | None = None
+    bugcheck: Annotated[list[U32], Field(min_length=1)] | None = None
+    dump_written: bool | None = None
+    dump: DumpExpect | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"status": value} if isinstance(value, str | int) and not isinstance(value, bool) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Expect:
+        if self.bugcheck is not None and (self.status is not None or self.dump is not None):
+            raise ValueError("a step expected to bugcheck has no status or dump to check")
+        return self
+
+
+class StepBase(StrictModel):
+    """What every step may say besides its operation."""
+
+    title: str | None = None
+    irql: IrqlValue = Irql.PASSIVE_LEVEL
+    expect: Expect = Field(default_factory=Expect)
+
+
+class AllocStep(StepBase):
+    alloc: AllocSpec
+
+
+class FreeStep(StepBase):
+    free: Identifier
+
+
+class StoreStep(StepBase):
+    store: BufferSlice
+
+
+class RemoveStep(StepBase):
+    remove: BufferSlice
+
+
+class CreateStep(StepBase):
+    create: CreateSpec
+
+
+class StoreCollectionStep(StepBase):
+    store_collection: StoreCollectionSpec
+
+
+class WaitStep(StepBase):
+    wait: WaitSpec
+
+
+class RebootStep(StepBase):
+    reboot: Literal[True]
+
+
+STEP_KINDS: dict[str, type[StepBase]] = {
+    "alloc": AllocStep,
+    "free": FreeStep,
+    "store": StoreStep,
+    "remove": RemoveStep,
+    "create": CreateStep,
+    "store_collection": StoreCollectionStep,
+    "wait": WaitStep,
+    "reboot": RebootStep,
+}
+
+
+def step_kind(value: Any) -> str | None:
+    """The operation key a step mapping holds (the discriminator); None when it has none or several."""
+    if isinstance(value, StepBase):
+        return next(kind for kind, model in STEP_KINDS.items() if isinstance(value, model))
+    if not isinstance(value, dict):
+        return None
+    present = [key for key in STEP_KINDS if key in value]
+    return present[0] if len(present) == 1 else None
+
+
+Step = Annotated[
+    Annotated[AllocStep, Tag("alloc")]
+    | Annotated[FreeStep, Tag("free")]
+    | Annotated[StoreStep, Tag("store")]
+    | Annotated[RemoveStep, Tag("remove")]
+    | Annotated[CreateStep, Tag("create")]
+    | Annotated[StoreCollectionStep, Tag("store_collection")]
+    | Annotated[WaitStep, Tag("wait")]
+    | Annotated[RebootStep, Tag("reboot")],
+    Discriminator(
+        step_kind,
+        custom_error_type="step_operation",
+        custom_error_message="a step needs exactly one operation key: " + ", ".join(STEP_KINDS),
+    ),
+]
+
+Feature = Literal["test-driver", "verifier", "admin", "non-admin-user", "live-dump"]
+
+
+class KnownDefectRef(StrictModel):
+    """The scenario exercises a known DMF defect: it must fail on dmf-bfac434 and pass on contract."""
+
+    id: str
+    reason: str
+
+    @field_validator("id")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in KNOWN_DEFECTS:
+            raise ValueError(f"unknown defect id {value!r}; known ids: {', '.join(sorted(KNOWN_DEFECTS))}")
+        return value
+
+
+class Scenario(StrictModel):
+    """One scenario: a named sequence of steps with what each must produce."""
+
+    name: Identifier
+    description: str = ""
+    tags: list[str] = Field(default_factory=list)
+    requires: list[Feature] = Field(default_factory=list)
+    hardware_only: bool = False
+    known_defect: KnownDefectRef | None = None
+    steps: Annotated[list[Step], Field(min_length=1)]
+
+    def step_operation(self, index: int) -> str:
+        """The operation key of step `index` (for messages and reports)."""
+        kind = step_kind(self.steps[index])
+        assert kind is not None  # a validated step always has exactly one
+        return kind

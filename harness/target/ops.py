@@ -1,0 +1,153 @@
+"""The operations every target speaks, and what they return (DESIGN.md, "The Target interface").
+
+Operations are small frozen dataclasses so a run record can hold them, print them and compare them;
+a target never sees YAML, and a scenario never sees a machine: the runner translates between them.
+A buffer is named by the name it was allocated under (the driver on the machine keeps the map from
+names to kernel addresses) or, for the unusual cases DMF does not check (NULL, a stale pointer), by a
+raw address.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.target.irql import Irql
+
+BufferRef = str | int
+"""A buffer allocated by name, or a raw kernel virtual address."""
+
+
+@dataclass(frozen=True)
+class Alloc:
+    """Allocate `size` bytes of kernel pool filled with `pattern` (repeated) and remember it by `name`."""
+
+    name: str
+    size: int
+    pattern: bytes
+    pool: str = "NonPagedPoolNx"
+
+
+@dataclass(frozen=True)
+class Free:
+    """Free a named allocation (its address may be reused later, as real pool does)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Store:
+    """DMF_LiveKernelDump_DataBufferSourceAdd(buffer (+offset), length) at `irql`."""
+
+    buffer: BufferRef
+    length: int
+    offset: int = 0
+    irql: Irql = Irql.PASSIVE_LEVEL
+
+
+@dataclass(frozen=True)
+class Remove:
+    """DMF_LiveKernelDump_DataBufferSourceRemove(buffer (+offset), length) at `irql`."""
+
+    buffer: BufferRef
+    length: int
+    offset: int = 0
+    irql: Irql = Irql.PASSIVE_LEVEL
+
+
+@dataclass(frozen=True)
+class ClientStructure:
+    """One LIVEKERNELDUMP_CLIENT_STRUCTURE {Address, Size} (F20)."""
+
+    buffer: BufferRef
+    length: int
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class SecondaryData:
+    """SizeOfSecondaryData / SecondaryDataBuffer passed to Create (F07, F21)."""
+
+    buffer: BufferRef
+    length: int
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class Create:
+    """DMF_LiveKernelDump_LiveKernelMemoryDumpCreate (F01-F04).
+
+    `exclude_dmf_data` is the raw BOOLEAN byte, not a bool: values other than 0 and 1 behave
+    differently in the shipped module (F17).
+    """
+
+    bugcheck_code: int
+    parameter: int = 0
+    exclude_dmf_data: int = 0
+    client_structures: tuple[ClientStructure, ...] = ()
+    secondary_data: SecondaryData | None = None
+    irql: Irql = Irql.PASSIVE_LEVEL
+
+
+@dataclass(frozen=True)
+class StoreCollection:
+    """DMF_LiveKernelDump_StoreDmfCollectionAsBugcheckParameter(value) (F18)."""
+
+    value: int
+    irql: Irql = Irql.PASSIVE_LEVEL
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Let time pass on the machine (the simulator advances its virtual clock instantly)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Reboot:
+    """Restart the machine; driver state and stored buffers are gone afterwards."""
+
+
+Op = Alloc | Free | Store | Remove | Create | StoreCollection | Wait | Reboot
+
+
+@dataclass(frozen=True)
+class Crash:
+    """The machine bugchecked while running an operation; it has rebooted since."""
+
+    bugcheck_code: int
+    parameters: tuple[int, int, int, int]
+    reason: str
+    dump_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class OpResult:
+    """What an operation returned: the NTSTATUS, an address for Alloc, and a Crash if one happened."""
+
+    status: int
+    address: int | None = None
+    crash: Crash | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class CollectedDump:
+    """A dump the machine wrote, copied to the local output folder and hash-verified."""
+
+    path: Path
+    kind: str  # "live" (LiveKernelReports) or "crash" (Minidump)
+    sha256: str
+    remote_name: str = ""
+
+
+@dataclass(frozen=True)
+class DriverInfo:
+    """What the test driver reports about its DMF_LiveKernelDump instance and configuration."""
+
+    collection_handle: int
+    report_type: str
+    secondary_data_guid: uuid.UUID
+    facts: dict[str, str] = field(default_factory=dict)
