@@ -1,1 +1,27 @@
-"""dump."""
+"""Windows dump files: read kernel dumps (triage, with header-only support for bitmap/full) and
+user-mode minidumps; write triage live dumps for the simulator. Knows nothing of scenarios or
+machines. Layouts: /work/shared/reference/DUMP_FORMAT.md, stated once in ``layout``."""
+
+from .describe import describe, summary
+from .errors import AddressNotInDump, DumpFormatError
+from .reader import KernelDump, open_dump
+from .records import Blob, DataBlock, Driver, DumpHeader64, TriageDump64
+from .usermode import UserModeMinidump
+from .writer import TriageDumpSpec, write_triage_dump
+
+__all__ = [
+    "AddressNotInDump",
+    "Blob",
+    "DataBlock",
+    "Driver",
+    "DumpFormatError",
+    "DumpHeader64",
+    "KernelDump",
+    "TriageDump64",
+    "TriageDumpSpec",
+    "UserModeMinidump",
+    "describe",
+    "open_dump",
+    "summary",
+    "write_triage_dump",
+]
