@@ -150,4 +150,6 @@ class DriverInfo:
     collection_handle: int
     report_type: str
     secondary_data_guid: uuid.UUID
+    known_defects: frozenset[str] = frozenset()
+    """Ids of the known DMF defects this driver build has (all of them for DMF bfac434)."""
     facts: dict[str, str] = field(default_factory=dict)

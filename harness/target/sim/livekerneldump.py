@@ -1,0 +1,179 @@
+"""DMF_LiveKernelDump as the simulated test driver runs it (DMF_FACTS.md F01-F21).
+
+The module keeps its ring of stored buffers, the DmfDataSize counter and the collection parameter,
+and builds a live dump through the OS service exactly in the order F01 gives. Where the shipped
+code (profile `dmf-bfac434`) and the documentation (profile `contract`) differ, both are here,
+switched by the profile's defect ids, so each difference is one `if` that cites its fact.
+"""
+
+from __future__ import annotations
+
+import uuid
+import zlib
+from dataclasses import dataclass, field
+
+from harness.target.irql import Irql
+from harness.target.sim.lkmdtel import LiveDumpService
+from harness.target.sim.profiles import SimProfile
+from harness.target.sim.ring import RingOfStoredBuffers, StoredBuffer
+from harness.target.status import STATUS_INVALID_PARAMETER, STATUS_SUCCESS, STATUS_UNSUCCESSFUL
+
+DMF_LIVEKERNELDUMP_MAXIMUM_REPORT_TYPE_SIZE = 12
+"""F05: DMF's config field is WCHAR ReportType[12] and DMF forces ReportType[11] = 0."""
+
+DOCUMENTED_REPORT_TYPE_SIZE = 16
+"""F05: what the module documentation (and lkmdtel) allow, NUL included."""
+
+ZERO_GUID = uuid.UUID(int=0)
+TEST_DRIVER_SECONDARY_DATA_GUID = uuid.UUID("6b1f5a0e-8c1d-4c35-9a57-4c4b44480001")
+TEST_DRIVER_DEVICE_INTERFACE_GUID = uuid.UUID("6b1f5a0e-8c1d-4c35-9a57-4c4b44480002")
+
+
+class Bugcheck(Exception):
+    """The simulated machine stops: KeBugCheckEx(code, p1..p4). The machine writes a crash dump."""
+
+    def __init__(self, code: int, parameters: tuple[int, int, int, int], reason: str) -> None:
+        super().__init__(f"bugcheck 0x{code:X} ({', '.join(f'0x{p:X}' for p in parameters)}): {reason}")
+        self.code = code
+        self.parameters = parameters
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ModuleConfig:
+    """DMF_CONFIG_LiveKernelDump as the test driver fills it."""
+
+    report_type: str = "LkdhTestDriver"
+    secondary_data_guid: uuid.UUID = TEST_DRIVER_SECONDARY_DATA_GUID
+    device_interface_guid: uuid.UUID = TEST_DRIVER_DEVICE_INTERFACE_GUID
+
+
+@dataclass
+class LiveKernelDumpModule:
+    """One instance of the module, alive from driver start to the next reboot."""
+
+    profile: SimProfile
+    service: LiveDumpService
+    config: ModuleConfig
+    image_base: int
+    verifier: bool = True
+    ring: RingOfStoredBuffers = field(default_factory=RingOfStoredBuffers)
+    dmf_data_size: int = 0
+    collection_parameter: int = 0
+    stale_queue: list[StoredBuffer] = field(default_factory=list)
+
+    @property
+    def report_type(self) -> str:
+        """F05: bfac434 keeps 11 characters; the documentation promises 15."""
+        size = DMF_LIVEKERNELDUMP_MAXIMUM_REPORT_TYPE_SIZE
+        if not self.profile.has("report-type-truncated"):
+            size = DOCUMENTED_REPORT_TYPE_SIZE
+        return self.config.report_type[: size - 1]
+
+    def data_buffer_source_add(self, address: int, size: int, irql: Irql) -> int:
+        """F10/F11: always succeeds, evicts the oldest when full, counts size + 8 regardless."""
+        self._take_wait_lock(irql, "DMF_LiveKernelDump_DataBufferSourceAdd")
+        self.ring.add(address, size)
+        self.dmf_data_size += size + 8
+        return STATUS_SUCCESS
+
+    def data_buffer_source_remove(self, address: int, size: int, irql: Irql) -> None:
+        """F12: invalidates every exact (address, size) match; F13: bfac434 crashes on a match."""
+        self._take_wait_lock(irql, "DMF_LiveKernelDump_DataBufferSourceRemove")
+        matched = self.ring.matches(address, size)
+        if matched and self.profile.has("remove-null-context"):
+            # The match callback writes DmfDataSize through a NULL context under a spin lock.
+            raise Bugcheck(
+                0xD1,
+                (0x28, int(Irql.DISPATCH_LEVEL), 1, self.image_base + 0x1A2C),
+                "F13: DataBufferSourceRemove's match callback wrote DmfDataSize through a NULL context",
+            )
+        self.ring.invalidate(address, size)
+        self.dmf_data_size -= matched * (size + 8)
+
+    def store_collection(self, value: int, irql: Irql) -> None:
+        """F18: records the value Create puts in P2; PASSIVE only (paged), no NULL check."""
+        self._require_passive(irql, "DMF_LiveKernelDump_StoreDmfCollectionAsBugcheckParameter")
+        self.collection_parameter = value
+
+    def create(
+        self,
+        code: int,
+        parameter: int,
+        exclude_dmf_data: int,
+        client_structures: list[tuple[int, int]],
+        secondary: tuple[int, int] | None,
+        irql: Irql,
+    ) -> int:
+        """LiveKernelMemoryDumpCreate, call for call as F01 lists them."""
+        self._require_passive(irql, "DMF_LiveKernelDump_LiveKernelMemoryDumpCreate")
+        if secondary is not None and secondary[1] > 0 and secondary[0] == 0:
+            return STATUS_INVALID_PARAMETER  # F03
+        excluded_for_p2, insert_dmf_data = self._exclusion(exclude_dmf_data)
+        p2 = 0 if excluded_for_p2 else self.collection_parameter  # F02
+        report = self.service.create_report(self.report_type, code, parameter, p2, 0, 0)
+        if report is None:
+            return STATUS_UNSUCCESSFUL  # F01: CreateReport returned NULL
+        if insert_dmf_data:
+            status = self._insert_stored_buffers(report)
+            if status != STATUS_SUCCESS:
+                return status
+        for address, size in client_structures:
+            status = self.service.insert_triage_data_block(report, address, size)
+            if status != STATUS_SUCCESS:
+                return status  # F20: a bad client structure aborts the whole dump
+        if secondary is not None and secondary[1] > 0:
+            status = self._set_secondary(report, *secondary)
+            if status != STATUS_SUCCESS:
+                return status
+        return self.service.submit_report(report)
+
+    def _exclusion(self, exclude: int) -> tuple[bool, bool]:
+        """(P2 is zeroed, DMF data is inserted). F17: bfac434 compares `== TRUE` for P2 and
+        `== FALSE` for the insert, so 2 gives P2 = collection and no DMF data."""
+        if self.profile.has("exclude-dmf-data-nonbool"):
+            return exclude == 1, exclude == 0
+        return exclude != 0, exclude == 0
+
+    def _insert_stored_buffers(self, report: object) -> int:
+        """F15: valid entries are queued, then inserted oldest first; on bfac434 a failure leaves
+        the rest queued, and they lead the next dump's queue."""
+        queue = [*self.stale_queue, *self.ring.valid_items()]
+        self.stale_queue = []
+        for index, item in enumerate(queue):
+            status = self.service.insert_triage_data_block(report, item.address, item.size)  # type: ignore[arg-type]
+            if status != STATUS_SUCCESS:
+                if self.profile.has("stale-queue-after-failed-insert"):
+                    self.stale_queue = queue[index + 1 :]
+                return status
+        return STATUS_SUCCESS
+
+    def _set_secondary(self, report: object, address: int, size: int) -> int:
+        """F21: with an all-zero GUID bfac434 skips the data and still succeeds; the contract
+        profile refuses the call instead of losing data silently."""
+        guid = self.config.secondary_data_guid
+        if guid == ZERO_GUID:
+            return (
+                STATUS_SUCCESS if self.profile.has("secondary-data-null-guid") else STATUS_INVALID_PARAMETER
+            )
+        return self.service.set_secondary_data(report, guid, address, size)  # type: ignore[arg-type]
+
+    def _take_wait_lock(self, irql: Irql, routine: str) -> None:
+        """F14/F28: the module lock is a WDF wait lock taken from paged code. Documented as
+        <= DISPATCH_LEVEL, so the contract profile allows DISPATCH."""
+        if self.profile.has("dispatch-wait-lock"):
+            self._require_passive(irql, routine)
+
+    def _require_passive(self, irql: Irql, routine: str) -> None:
+        """A PASSIVE-only (paged) routine at raised IRQL. With Driver Verifier's IRQL checking the
+        pageable code is trimmed when IRQL is raised, so running it faults at once: 0xD1 with
+        P3 = 8 (execute). Without Verifier the code is usually resident and the call goes through
+        [INF]: the real outcome is intermittent (F14), so the simulator does not invent a crash."""
+        if irql <= Irql.APC_LEVEL or not self.verifier:
+            return
+        code_address = self.image_base + 0x2000 + (zlib.crc32(routine.encode()) & 0xFF0)
+        raise Bugcheck(
+            0xD1,
+            (code_address, int(irql), 8, code_address),
+            f"{routine} (paged, PASSIVE_LEVEL only) ran at {irql.name} with Driver Verifier on",
+        )

@@ -1,0 +1,152 @@
+"""The OS live-dump service the module calls (lkmdtel.lib), as DMF_FACTS.md F01, F06-F09 describe it.
+
+A report is built in a fixed 256 KiB buffer: every inserted block costs a 16-byte descriptor plus
+its size rounded up to 8, and its bytes are copied at insert time (F08). Secondary data is read at
+submit time (F07). Only one report per minute is accepted per machine (F06), measured on the
+machine's virtual clock. Submitting writes a real triage live dump through `harness.dump`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.dump import TriageDumpSpec, write_triage_dump
+from harness.target.sim.memory import KernelMemory, PageFault
+from harness.target.status import (
+    STATUS_BUFFER_TOO_SMALL,
+    STATUS_INVALID_PARAMETER,
+    STATUS_OBJECT_NAME_COLLISION,
+    STATUS_SUCCESS,
+)
+
+DUMP_BUFFER_SIZE = 0x40000
+"""F08: the live minidump is built in a 256 KiB non-paged buffer."""
+
+OS_FIXED_BYTES = DUMP_BUFFER_SIZE - 180 * 1024
+"""[INF] What the OS's own part of the dump (header, context, thread, stack, driver list) takes.
+DMF reserves DMF_LIVEKERNELDUMP_MAXIMUM_TRIAGE_DATA = 180 KiB for triage data (F19); we take the
+rest of the 256 KiB as the fixed part, so blocks have 180 KiB, descriptors included."""
+
+BLOCK_DESCRIPTOR_SIZE = 16
+SECONDS_BETWEEN_REPORTS = 60.0
+"""F06: one report per minute per machine."""
+
+FILETIME_TICKS_PER_SECOND = 10_000_000
+
+
+def block_cost(size: int) -> int:
+    """Bytes a block takes in the dump buffer: descriptor + size rounded up to 8 (F08)."""
+    return BLOCK_DESCRIPTOR_SIZE + ((size + 7) & ~7)
+
+
+@dataclass
+class LiveReport:
+    """A report between LkmdTelCreateReport and LkmdTelSubmitReport."""
+
+    report_type: str
+    bugcheck_code: int
+    parameters: tuple[int, int, int, int]
+    blocks: list[tuple[int, bytes]] = field(default_factory=list)
+    used: int = OS_FIXED_BYTES
+    secondary: tuple[uuid.UUID, int, int] | None = None  # guid, address, size: read at submit
+
+
+@dataclass
+class LiveDumpService:
+    """lkmdtel on one simulated machine: creates, fills and submits live reports."""
+
+    windows_dir: Path
+    memory: KernelMemory
+    clock: Callable[[], float]
+    build: int = 19041
+    processors: int = 2
+    wer_allows_dumps: bool = True
+    last_submit: float | None = None
+    written: list[Path] = field(default_factory=list)
+
+    def create_report(
+        self, report_type: str, code: int, p1: int, p2: int, p3: int, p4: int
+    ) -> LiveReport | None:
+        """LkmdTelCreateReport: None when WER policy refuses dumps (F09)."""
+        if not self.wer_allows_dumps:
+            return None
+        return LiveReport(report_type, code, (p1, p2, p3, p4))
+
+    def insert_triage_data_block(self, report: LiveReport, address: int, size: int) -> int:
+        """LkmdTelInsertTriageDataBlock: copies the bytes now (F08).
+
+        An unmapped address fails with STATUS_INVALID_PARAMETER [INF]: the service validates the
+        range before copying, unlike DMF's own IOCTL path (F27), which dereferences unprobed.
+        """
+        if size == 0:
+            return STATUS_INVALID_PARAMETER
+        cost = block_cost(size)
+        if report.used + cost > DUMP_BUFFER_SIZE:
+            return STATUS_BUFFER_TOO_SMALL
+        try:
+            data = self.memory.read(address, size)
+        except PageFault:
+            return STATUS_INVALID_PARAMETER
+        report.blocks.append((address, data))
+        report.used += cost
+        return STATUS_SUCCESS
+
+    def set_secondary_data(self, report: LiveReport, guid: uuid.UUID, address: int, size: int) -> int:
+        """LkmdTelSetSecondaryData: remembers where the data is; it is read at submit (F07)."""
+        report.secondary = (guid, address, size)
+        return STATUS_SUCCESS
+
+    def submit_report(self, report: LiveReport) -> int:
+        """LkmdTelSubmitReport: enforce one report per minute (F06), then write the file (F09)."""
+        now = self.clock()
+        if self.last_submit is not None and now - self.last_submit < SECONDS_BETWEEN_REPORTS:
+            return STATUS_OBJECT_NAME_COLLISION
+        secondary: list[tuple[uuid.UUID, bytes]] = []
+        if report.secondary is not None:
+            guid, address, size = report.secondary
+            try:
+                secondary.append((guid, self.memory.read(address, size)))
+            except PageFault:
+                return STATUS_INVALID_PARAMETER
+        self.last_submit = now
+        folder = self.windows_dir / "LiveKernelReports" / report.report_type
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{report.report_type}-{_timestamp(now)}.dmp"
+        write_triage_dump(path, self._spec(report, secondary, now, live=True))
+        self.written.append(path)
+        return STATUS_SUCCESS
+
+    def write_crash_dump(self, path: Path, code: int, parameters: tuple[int, int, int, int]) -> Path:
+        """What the OS writes to %SystemRoot%\\Minidump after a bugcheck (a triage dump, not live)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        report = LiveReport("Minidump", code, parameters)
+        write_triage_dump(path, self._spec(report, [], self.clock(), live=False))
+        return path
+
+    def _spec(
+        self, report: LiveReport, secondary: list[tuple[uuid.UUID, bytes]], now: float, *, live: bool
+    ) -> TriageDumpSpec:
+        return TriageDumpSpec(
+            bugcheck_code=report.bugcheck_code,
+            bugcheck_parameters=report.parameters,
+            data_blocks=list(report.blocks),
+            secondary_data=secondary,
+            number_processors=self.processors,
+            build=self.build,
+            live=live,
+            system_time=int(now * FILETIME_TICKS_PER_SECOND) + _FILETIME_UNIX_EPOCH,
+        )
+
+
+_FILETIME_UNIX_EPOCH = 116_444_736_000_000_000
+"""FILETIME of 1970-01-01 (FILETIME counts 100 ns ticks from 1601-01-01)."""
+
+
+def _timestamp(unix_seconds: float) -> str:
+    """The YYYYMMDD-HHMM part of a live-dump file name, as Windows names them."""
+    import time
+
+    return time.strftime("%Y%m%d-%H%M", time.gmtime(unix_seconds))

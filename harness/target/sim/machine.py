@@ -1,0 +1,245 @@
+"""The simulated Windows machine: the embedded default target (DESIGN.md, "The simulated machine").
+
+It owns a virtual clock, the kernel memory of the current boot, the test driver with its
+DMF_LiveKernelDump module, and a folder standing for the machine's disk, where live dumps land in
+`Windows/LiveKernelReports/<ReportType>/` and crash dumps in `Windows/Minidump/`. A bugcheck writes
+a crash dump and reboots: the driver's state and stored buffers are gone and allocations move.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.target.base import Target
+from harness.target.ops import (
+    Alloc,
+    BufferRef,
+    CollectedDump,
+    Crash,
+    Create,
+    DriverInfo,
+    Free,
+    Op,
+    OpResult,
+    Reboot,
+    Remove,
+    Store,
+    StoreCollection,
+    Wait,
+)
+from harness.target.sim.framework import build_framework_data
+from harness.target.sim.livekerneldump import Bugcheck, LiveKernelDumpModule, ModuleConfig
+from harness.target.sim.lkmdtel import LiveDumpService
+from harness.target.sim.memory import KernelMemory
+from harness.target.sim.profiles import DEFAULT_PROFILE, SimProfile, profile_named
+from harness.target.status import STATUS_NOT_FOUND, STATUS_SUCCESS
+
+BOOT_SECONDS = 45.0
+"""Virtual time a reboot takes."""
+
+OP_SECONDS = 0.002
+"""Virtual time every operation takes, so events have distinct, ordered times."""
+
+EPOCH = 1_767_225_600.0
+"""The virtual clock starts at 2026-01-01T00:00:00Z."""
+
+DRIVER_IMAGE_BASE = 0xFFFF_F806_1A20_0000
+
+
+@dataclass(frozen=True)
+class SimSettings:
+    """How the simulated machine is set up (the sim part of a target config)."""
+
+    profile: str = DEFAULT_PROFILE
+    verifier: bool = True
+    seed: int = 1
+    wer_allows_dumps: bool = True
+    module: ModuleConfig = field(default_factory=ModuleConfig)
+
+
+class SimulatedMachine(Target):
+    """A Windows machine with the test driver loaded, simulated in-process."""
+
+    name = "sim"
+
+    def __init__(self, output_dir: Path, settings: SimSettings | None = None) -> None:
+        super().__init__(output_dir)
+        self.settings = settings or SimSettings()
+        self.profile: SimProfile = profile_named(self.settings.profile)
+        self.disk = output_dir / "machine"
+        self.now = EPOCH
+        self.boot_number = 0
+        self.crashes: list[Crash] = []
+        self._collected: set[Path] = set()
+        self._boot()
+
+    # -- Target -------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """A fresh machine: clean disk, first boot, the driver started (a snapshot revert)."""
+        if self.disk.exists():
+            shutil.rmtree(self.disk)
+        self.now, self.boot_number, self._collected = EPOCH, 0, set()
+        self.crashes = []
+        self._boot()
+
+    def execute(self, op: Op) -> OpResult:
+        self.now += OP_SECONDS
+        try:
+            return self._dispatch(op)
+        except Bugcheck as bugcheck:
+            return OpResult(status=STATUS_SUCCESS, crash=self._crash(bugcheck))
+
+    def collect_dumps(self) -> list[CollectedDump]:
+        """Copy each dump written since the last call into output_dir/dumps, verified by SHA-256."""
+        found = sorted(self.windows_dir.glob("LiveKernelReports/**/*.dmp")) + sorted(
+            self.windows_dir.glob("Minidump/*.dmp")
+        )
+        collected = []
+        for source in found:
+            if source in self._collected:
+                continue
+            collected.append(_copy_verified(source, self.output_dir / "dumps", self.windows_dir))
+            self._collected.add(source)
+        return collected
+
+    def driver_info(self) -> DriverInfo:
+        return DriverInfo(
+            collection_handle=self.framework.collection_handle,
+            report_type=self.module.report_type,
+            secondary_data_guid=self.settings.module.secondary_data_guid,
+            known_defects=self.profile.defects,
+            facts={
+                "profile": self.profile.name,
+                "verifier": "on" if self.settings.verifier else "off",
+                "boot": str(self.boot_number),
+            },
+        )
+
+    # -- machine ------------------------------------------------------------------------------
+    @property
+    def windows_dir(self) -> Path:
+        return self.disk / "Windows"
+
+    def clock(self) -> float:
+        return self.now
+
+    def _boot(self) -> None:
+        """Start Windows and the driver: new memory layout, framework data stored (F16, F18)."""
+        self.boot_number += 1
+        self.memory = KernelMemory(self.boot_number, self.settings.seed)
+        self.buffers: dict[str, tuple[int, int]] = {}
+        self.service = LiveDumpService(
+            self.windows_dir, self.memory, self.clock, wer_allows_dumps=self.settings.wer_allows_dumps
+        )
+        self.module = LiveKernelDumpModule(
+            self.profile, self.service, self.settings.module, DRIVER_IMAGE_BASE, self.settings.verifier
+        )
+        self.framework = build_framework_data(self.memory)
+        for block in self.framework.blocks:
+            self.module.ring.add(block.address, block.size)
+            self.module.dmf_data_size += block.size + 8
+        self.module.collection_parameter = self.framework.collection_handle
+
+    def _crash(self, bugcheck: Bugcheck) -> Crash:
+        """KeBugCheckEx: write the crash dump, reboot, report what happened."""
+        minidump = (
+            self.windows_dir / "Minidump" / f"{self.boot_number:06d}-{len(self.crashes) + 1:05d}-01.dmp"
+        )
+        self.service.write_crash_dump(minidump, bugcheck.code, bugcheck.parameters)
+        crash = Crash(bugcheck.code, bugcheck.parameters, bugcheck.reason, minidump)
+        self.crashes.append(crash)
+        self.now += BOOT_SECONDS
+        last_submit = self.service.last_submit
+        self._boot()
+        self.service.last_submit = last_submit  # the per-minute rule is the OS's, across boots
+        return crash
+
+    def _dispatch(self, op: Op) -> OpResult:
+        match op:
+            case Alloc(name, size, pattern, pool):
+                address = self.memory.allocate(size, pool, pattern)
+                self.buffers[name] = (address, size)
+                return OpResult(STATUS_SUCCESS, address=address)
+            case Free(name):
+                if name not in self.buffers:
+                    return OpResult(STATUS_NOT_FOUND, detail=f"no buffer named {name!r} on this boot")
+                self.memory.free(self.buffers.pop(name)[0])
+                return OpResult(STATUS_SUCCESS)
+            case Store(buffer, length, offset, irql) | Remove(buffer, length, offset, irql):
+                address = self._resolve(buffer, offset)
+                if address is None:
+                    return _not_found(buffer)
+                if isinstance(op, Store):
+                    return OpResult(
+                        self.module.data_buffer_source_add(address, length, irql), address=address
+                    )
+                self.module.data_buffer_source_remove(address, length, irql)
+                return OpResult(STATUS_SUCCESS, address=address)
+            case StoreCollection(value, irql):
+                self.module.store_collection(value, irql)
+                return OpResult(STATUS_SUCCESS)
+            case Create():
+                return self._create(op)
+            case Wait(seconds):
+                self.now += seconds
+                return OpResult(STATUS_SUCCESS)
+            case Reboot():
+                self.now += BOOT_SECONDS
+                last_submit = self.service.last_submit
+                self._boot()
+                self.service.last_submit = last_submit
+                return OpResult(STATUS_SUCCESS)
+        raise TypeError(f"the simulator does not know operation {op!r}")
+
+    def _create(self, op: Create) -> OpResult:
+        structures = []
+        for structure in op.client_structures:
+            address = self._resolve(structure.buffer, structure.offset)
+            if address is None:
+                return _not_found(structure.buffer)
+            structures.append((address, structure.length))
+        secondary = None
+        if op.secondary_data is not None:
+            address = self._resolve(op.secondary_data.buffer, op.secondary_data.offset)
+            if address is None:
+                return _not_found(op.secondary_data.buffer)
+            secondary = (address, op.secondary_data.length)
+        status = self.module.create(
+            op.bugcheck_code, op.parameter, op.exclude_dmf_data, structures, secondary, op.irql
+        )
+        return OpResult(status)
+
+    def _resolve(self, buffer: BufferRef, offset: int) -> int | None:
+        """A buffer name (the driver's table) or a raw address, plus an offset."""
+        if isinstance(buffer, int):
+            return buffer + offset
+        entry = self.buffers.get(buffer)
+        return None if entry is None else entry[0] + offset
+
+
+def _not_found(buffer: BufferRef) -> OpResult:
+    return OpResult(STATUS_NOT_FOUND, detail=f"the driver has no buffer named {buffer!r} on this boot")
+
+
+def _copy_verified(source: Path, folder: Path, root: Path) -> CollectedDump:
+    """Copy a dump and prove the copy by SHA-256, as the real transfers must."""
+    relative = source.relative_to(root)
+    destination = folder / relative
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, destination)
+    expected, actual = _sha256(source), _sha256(destination)
+    if expected != actual:
+        raise OSError(f"copy of {source} does not match: {expected} != {actual}")
+    kind = "crash" if relative.parts[0] == "Minidump" else "live"
+    return CollectedDump(destination, kind, actual, str(relative))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,119 @@
+"""Kernel virtual memory of the simulated machine: pool allocations at kernel-like addresses.
+
+Addresses look like the real pool's (canonical kernel half, 16-byte aligned, a pool header before
+each block) and depend on the boot, so a reboot moves every allocation, as it does on Windows.
+Reading an address no allocation covers is a page fault: the caller decides whether that is an
+error status or a bugcheck.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+POOL_HEADER_SIZE = 0x10
+POOL_ALIGNMENT = 0x10
+
+# Region bases per pool type; the boot number picks a different slice of each (KASLR-like).
+_POOL_REGIONS = {
+    "NonPagedPoolNx": 0xFFFF_9A00_0000_0000,
+    "NonPagedPool": 0xFFFF_9B00_0000_0000,
+    "PagedPool": 0xFFFF_C000_0000_0000,
+}
+
+
+class PageFault(Exception):
+    """An access to a kernel address no allocation covers (a real machine would bugcheck 0x50)."""
+
+    def __init__(self, address: int, size: int) -> None:
+        super().__init__(f"no allocation covers 0x{address:016X}+0x{size:X}")
+        self.address = address
+        self.size = size
+
+
+@dataclass
+class Allocation:
+    """One pool block: its address, bytes and pool type."""
+
+    address: int
+    data: bytearray
+    pool: str
+    tag: str = "Lkdh"
+    freed: bool = False
+
+    @property
+    def end(self) -> int:
+        return self.address + len(self.data)
+
+
+@dataclass
+class KernelMemory:
+    """The allocations of one boot, searchable by address."""
+
+    boot_number: int
+    seed: int = 0
+    _allocations: list[Allocation] = field(default_factory=list)
+    _starts: list[int] = field(default_factory=list)
+    _next: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        slide = ((self.seed * 0x9E37_79B9 + self.boot_number * 0x1F3D) % 0x7FF) << 28
+        self._next = {pool: base + slide for pool, base in _POOL_REGIONS.items()}
+
+    def allocate(
+        self, size: int, pool: str = "NonPagedPoolNx", fill: bytes = b"\0", tag: str = "Lkdh"
+    ) -> int:
+        """Allocate `size` bytes filled with `fill` (repeated); return the kernel address."""
+        if pool not in self._next:
+            raise ValueError(f"unknown pool type {pool!r}")
+        address = self._next[pool] + POOL_HEADER_SIZE
+        self._next[pool] = _align_up(address + size, POOL_ALIGNMENT)
+        data = bytearray(repeat_to(fill, size))
+        index = bisect.bisect(self._starts, address)
+        self._starts.insert(index, address)
+        self._allocations.insert(index, Allocation(address, data, pool, tag))
+        return address
+
+    def free(self, address: int) -> None:
+        """Mark an allocation freed; its bytes stay readable, as freed pool usually does."""
+        self.allocation_at(address).freed = True
+
+    def allocation_at(self, address: int, size: int = 1) -> Allocation:
+        """The allocation wholly containing [address, address+size); PageFault otherwise."""
+        index = bisect.bisect_right(self._starts, address) - 1
+        if index >= 0:
+            allocation = self._allocations[index]
+            if address + size <= allocation.end:
+                return allocation
+        raise PageFault(address, size)
+
+    def is_mapped(self, address: int, size: int) -> bool:
+        try:
+            self.allocation_at(address, max(size, 1))
+        except PageFault:
+            return False
+        return True
+
+    def read(self, address: int, size: int) -> bytes:
+        """Copy `size` bytes from kernel memory (PageFault when unmapped)."""
+        allocation = self.allocation_at(address, max(size, 1))
+        start = address - allocation.address
+        return bytes(allocation.data[start : start + size])
+
+    def write(self, address: int, data: bytes) -> None:
+        """Overwrite bytes in place, as a driver updating its own structure does."""
+        allocation = self.allocation_at(address, max(len(data), 1))
+        start = address - allocation.address
+        allocation.data[start : start + len(data)] = data
+
+
+def repeat_to(pattern: bytes, size: int) -> bytes:
+    """`pattern` repeated and cut to exactly `size` bytes."""
+    if not pattern:
+        return bytes(size)
+    count = -(-size // len(pattern))
+    return (pattern * count)[:size]
+
+
+def _align_up(value: int, alignment: int) -> int:
+    return (value + alignment - 1) & ~(alignment - 1)

@@ -1,0 +1,196 @@
+"""DMF_LiveKernelDump on the simulated machine: facts of DMF_FACTS.md reproduced, per profile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.dump import KernelDump
+from harness.target.irql import Irql
+from harness.target.ops import (
+    Alloc,
+    ClientStructure,
+    Create,
+    Remove,
+    SecondaryData,
+    Store,
+    StoreCollection,
+    Wait,
+)
+from harness.target.sim import SimSettings, SimulatedMachine
+from harness.target.sim.lkmdtel import DUMP_BUFFER_SIZE, OS_FIXED_BYTES, block_cost
+from harness.target.status import (
+    STATUS_BUFFER_TOO_SMALL,
+    STATUS_INVALID_PARAMETER,
+    STATUS_OBJECT_NAME_COLLISION,
+    STATUS_SUCCESS,
+)
+
+
+def machine(tmp_path: Path, profile: str = "dmf-bfac434", **settings: object) -> SimulatedMachine:
+    sim = SimulatedMachine(tmp_path / profile, SimSettings(profile=profile, **settings))  # type: ignore[arg-type]
+    sim.prepare()
+    return sim
+
+
+def only_live_dump(sim: SimulatedMachine) -> KernelDump:
+    live = [d for d in sim.collect_dumps() if d.kind == "live"]
+    assert len(live) == 1, live
+    return KernelDump(live[0].path)
+
+
+def test_f01_f08_stored_bytes_are_copied_at_create(tmp_path: Path) -> None:
+    """F01/F08: each stored buffer becomes a data block with the bytes it held at Create."""
+    sim = machine(tmp_path)
+    address = sim.execute(Alloc("a", 40, b"xy")).address
+    assert sim.execute(Store("a", 40)).status == STATUS_SUCCESS
+    assert sim.execute(Create(0x1A2, 5)).status == STATUS_SUCCESS
+    with only_live_dump(sim) as dump:
+        assert dump.read_virtual(address, 40) == b"xy" * 20
+        assert dump.header.is_live_dump
+
+
+def test_f02_parameters_p1_caller_p2_collection_p3_p4_zero(tmp_path: Path) -> None:
+    """F02: P1 = caller's parameter, P2 = DmfCollection (0 with ExcludeDmfData), P3 = P4 = 0."""
+    sim = machine(tmp_path)
+    sim.execute(Create(0x1A2, 0x1234))
+    with only_live_dump(sim) as dump:
+        assert dump.header.bugcheck_parameters == (0x1234, sim.driver_info().collection_handle, 0, 0)
+    sim.execute(Wait(60))
+    sim.execute(Create(0x1A2, 0x99, exclude_dmf_data=1))
+    with only_live_dump(sim) as dump:
+        assert dump.header.bugcheck_parameters == (0x99, 0, 0, 0)
+
+
+def test_f05_report_type_cut_to_11_characters_on_bfac434_only(tmp_path: Path) -> None:
+    """F05: WCHAR ReportType[12] with [11] = 0 keeps 11 characters; the doc promises 15."""
+    assert machine(tmp_path).driver_info().report_type == "LkdhTestDri"
+    assert machine(tmp_path, "contract").driver_info().report_type == "LkdhTestDriver"
+
+
+def test_f06_one_report_per_minute_on_the_virtual_clock(tmp_path: Path) -> None:
+    """F06: a second report within 60 s is STATUS_OBJECT_NAME_COLLISION and writes no file."""
+    sim = machine(tmp_path)
+    assert sim.execute(Create(1)).status == STATUS_SUCCESS
+    assert sim.execute(Wait(59)).status == STATUS_SUCCESS
+    assert sim.execute(Create(1)).status == STATUS_OBJECT_NAME_COLLISION
+    assert len(sim.collect_dumps()) == 1
+    sim.execute(Wait(1))
+    assert sim.execute(Create(1)).status == STATUS_SUCCESS
+
+
+def test_f08_budget_and_zero_size_abort_the_whole_dump(tmp_path: Path) -> None:
+    """F08: size 0 is STATUS_INVALID_PARAMETER; no room is STATUS_BUFFER_TOO_SMALL; no file."""
+    sim = machine(tmp_path)
+    sim.execute(Alloc("empty", 8, b"e"))
+    assert (
+        sim.execute(Create(1, client_structures=(ClientStructure("empty", 0),))).status
+        == STATUS_INVALID_PARAMETER
+    )
+    room = DUMP_BUFFER_SIZE - OS_FIXED_BYTES
+    sim.execute(Alloc("big", room, b"b"))
+    status = sim.execute(
+        Create(1, exclude_dmf_data=1, client_structures=(ClientStructure("big", room),))
+    ).status
+    assert block_cost(room) > room
+    assert status == STATUS_BUFFER_TOO_SMALL
+    assert sim.collect_dumps() == []
+
+
+def test_f13_remove_of_stored_buffer_bugchecks_on_bfac434(tmp_path: Path) -> None:
+    """F13: the match callback writes through a NULL context: bugcheck 0xD1, crash dump written."""
+    sim = machine(tmp_path)
+    sim.execute(Alloc("a", 16, b"a"))
+    sim.execute(Store("a", 16))
+    result = sim.execute(Remove("a", 16))
+    assert result.crash is not None and result.crash.bugcheck_code == 0xD1
+    crash_dumps = [d for d in sim.collect_dumps() if d.kind == "crash"]
+    assert len(crash_dumps) == 1
+    with KernelDump(crash_dumps[0].path) as dump:
+        assert dump.header.bugcheck_code == 0xD1
+        assert not dump.header.is_live_dump
+
+
+def test_f13_contract_remove_excludes_buffer(tmp_path: Path) -> None:
+    """F12 on the contract profile: the removed buffer is not in the next dump."""
+    sim = machine(tmp_path, "contract")
+    address = sim.execute(Alloc("a", 16, b"a")).address
+    sim.execute(Store("a", 16))
+    assert sim.execute(Remove("a", 16)).crash is None
+    sim.execute(Create(1))
+    with only_live_dump(sim) as dump:
+        assert dump.block_containing(address, 16) is None
+
+
+@pytest.mark.parametrize(("profile", "crashes"), [("dmf-bfac434", True), ("contract", False)])
+def test_f14_store_at_dispatch_under_verifier(tmp_path: Path, profile: str, crashes: bool) -> None:
+    """F14/F28: the wait lock in paged code bugchecks at DISPATCH_LEVEL under Verifier (bfac434)."""
+    sim = machine(tmp_path, profile)
+    sim.execute(Alloc("a", 16, b"a"))
+    result = sim.execute(Store("a", 16, irql=Irql.DISPATCH_LEVEL))
+    assert (result.crash is not None) is crashes
+
+
+def test_f14_without_verifier_dispatch_store_goes_through(tmp_path: Path) -> None:
+    """F14: without Verifier the outcome is intermittent; the simulator lets the call succeed."""
+    sim = machine(tmp_path, verifier=False)
+    sim.execute(Alloc("a", 16, b"a"))
+    assert sim.execute(Store("a", 16, irql=Irql.DISPATCH_LEVEL)).status == STATUS_SUCCESS
+
+
+def test_f16_framework_data_is_stored_first_and_excluded_with_flag(tmp_path: Path) -> None:
+    """F16: the collection structure and module objects are ring entries, in the dump by default."""
+    sim = machine(tmp_path)
+    collection = sim.driver_info().collection_handle
+    sim.execute(Create(1))
+    with only_live_dump(sim) as dump:
+        first = dump.data_blocks[0]
+        assert first.address == collection
+        assert dump.read_virtual(collection, 8) == b"DMFCOLLN"
+        assert len(dump.data_blocks) == len(sim.framework.blocks)
+
+
+@pytest.mark.parametrize(
+    ("profile", "p2_is_collection", "blocks"), [("dmf-bfac434", True, 0), ("contract", False, 0)]
+)
+def test_f17_exclude_dmf_data_two(tmp_path: Path, profile: str, p2_is_collection: bool, blocks: int) -> None:
+    """F17: ExcludeDmfData = 2 gives P2 = collection but no DMF data on bfac434; contract: P2 = 0."""
+    sim = machine(tmp_path, profile)
+    sim.execute(Create(1, 9, exclude_dmf_data=2))
+    with only_live_dump(sim) as dump:
+        assert (dump.header.bugcheck_parameters[1] == sim.driver_info().collection_handle) is p2_is_collection
+        assert len(dump.data_blocks) == blocks
+
+
+def test_f18_store_collection_sets_p2(tmp_path: Path) -> None:
+    """F18: the recorded value is what Create puts in P2."""
+    sim = machine(tmp_path)
+    sim.execute(StoreCollection(0xFFFF_B000_1234_5678))
+    sim.execute(Create(1, 2))
+    with only_live_dump(sim) as dump:
+        assert dump.header.bugcheck_parameters[:2] == (2, 0xFFFF_B000_1234_5678)
+
+
+def test_f07_secondary_data_is_a_blob_under_the_configured_guid(tmp_path: Path) -> None:
+    """F07: the secondary buffer is appended as a DumpBlob tagged with GuidSecondaryData."""
+    sim = machine(tmp_path)
+    sim.execute(Alloc("s", 100, b"sec"))
+    sim.execute(Create(1, exclude_dmf_data=1, secondary_data=SecondaryData("s", 100)))
+    with only_live_dump(sim) as dump:
+        blobs = dump.blobs_with_guid(sim.driver_info().secondary_data_guid)
+        assert len(blobs) == 1
+        assert dump.blob_bytes(blobs[0]) == (b"sec" * 34)[:100]
+
+
+def test_crash_reboots_and_moves_allocations(tmp_path: Path) -> None:
+    """A bugcheck reboots the machine: stored buffers are gone, new allocations land elsewhere."""
+    sim = machine(tmp_path)
+    before = sim.execute(Alloc("a", 16, b"a")).address
+    sim.execute(Store("a", 16))
+    sim.execute(Create(1, irql=Irql.DISPATCH_LEVEL))  # F29: PASSIVE only -> Verifier bugcheck
+    assert sim.boot_number == 2
+    assert sim.execute(Store("a", 16)).status != STATUS_SUCCESS  # the driver forgot the name
+    after = sim.execute(Alloc("a", 16, b"a")).address
+    assert after != before
+    assert all(item.address != before for item in sim.module.ring.valid_items())
