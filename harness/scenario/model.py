@@ -21,6 +21,8 @@ from pydantic import (
     Discriminator,
     Field,
     PlainSerializer,
+    StrictBool,
+    StrictInt,
     Tag,
     field_validator,
     model_validator,
@@ -30,8 +32,9 @@ from harness.target.defects import KNOWN_DEFECTS
 from harness.target.irql import Irql
 from harness.target.status import STATUS_CODES
 
-U32 = Annotated[int, Field(ge=0, le=0xFFFF_FFFF)]
-U64 = Annotated[int, Field(ge=0, le=0xFFFF_FFFF_FFFF_FFFF)]
+# Strict: YAML 1.2 keeps `yes`/`on`/"26" as strings, and the language must not quietly convert them.
+U32 = Annotated[StrictInt, Field(ge=0, le=0xFFFF_FFFF)]
+U64 = Annotated[StrictInt, Field(ge=0, le=0xFFFF_FFFF_FFFF_FFFF)]
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$", max_length=64)]
 
 
@@ -55,6 +58,13 @@ def _parse_status(value: Any) -> int:
 def _parse_irql(value: Any) -> Irql:
     if isinstance(value, Irql):
         return value
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        found = {float: f"number {value!r}", list: "a list", dict: "a mapping", type(None): "nothing"}.get(
+            type(value), type(value).__name__
+        )
+        raise ValueError(
+            f"expected an IRQL: one of PASSIVE_LEVEL, APC_LEVEL, DISPATCH_LEVEL (or 0..2), found {found}"
+        )
     return Irql.parse(value)
 
 
@@ -136,7 +146,7 @@ class AllocSpec(StrictModel):
     """
 
     name: Identifier
-    size: Annotated[int, Field(ge=1, le=16 * 1024 * 1024)]
+    size: Annotated[StrictInt, Field(ge=1, le=16 * 1024 * 1024)]
     pattern: HexBytes | None = None
     text: str | None = None
     pool: Literal["NonPagedPoolNx", "NonPagedPool", "PagedPool"] = "NonPagedPoolNx"
@@ -153,7 +163,7 @@ class CreateSpec(StrictModel):
 
     bugcheck_code: U32
     parameter: U64 = 0
-    exclude_dmf_data: bool | Annotated[int, Field(ge=0, le=255)] = False
+    exclude_dmf_data: StrictBool | Annotated[StrictInt, Field(ge=0, le=255)] = False
     client_structures: list[BufferSlice] = Field(default_factory=list)
     secondary_data: BufferSlice | None = None
 
@@ -187,8 +197,8 @@ class WaitSpec(StrictModel):
 class CountRange(StrictModel):
     """An inclusive range for a count."""
 
-    min: Annotated[int, Field(ge=0)] = 0
-    max: Annotated[int, Field(ge=0)] | None = None
+    min: Annotated[StrictInt, Field(ge=0)] = 0
+    max: Annotated[StrictInt, Field(ge=0)] | None = None
 
 
 class ContainsItem(BufferSlice):
@@ -216,7 +226,7 @@ class SecondaryDataExpect(StrictModel):
     buffer: BufferSlice | None = None
     hex: HexBytes | None = None
     size: U32 | None = None
-    absent: bool = False
+    absent: StrictBool = False
 
     @model_validator(mode="after")
     def _content(self) -> SecondaryDataExpect:
@@ -235,7 +245,7 @@ class DumpExpect(StrictModel):
     contains: list[ContainsItem] = Field(default_factory=list)
     excludes: list[BufferSlice] = Field(default_factory=list)
     secondary_data: list[SecondaryDataExpect] = Field(default_factory=list)
-    block_count: Annotated[int, Field(ge=0)] | CountRange | None = None
+    block_count: Annotated[StrictInt, Field(ge=0)] | CountRange | None = None
 
 
 class Expect(StrictModel):
@@ -247,7 +257,7 @@ class Expect(StrictModel):
 
     status: StatusValue | None = None
     bugcheck: Annotated[list[U32], Field(min_length=1)] | None = None
-    dump_written: bool | None = None
+    dump_written: StrictBool | None = None
     dump: DumpExpect | None = None
 
     @model_validator(mode="before")
@@ -364,7 +374,7 @@ class Scenario(StrictModel):
     description: str = ""
     tags: list[str] = Field(default_factory=list)
     requires: list[Feature] = Field(default_factory=list)
-    hardware_only: bool = False
+    hardware_only: StrictBool = False
     known_defect: KnownDefectRef | None = None
     steps: Annotated[list[Step], Field(min_length=1)]
 
