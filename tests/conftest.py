@@ -22,3 +22,6 @@ def fixture_dumps() -> Path:
     if not (folder / "triage_x64.dmp").is_file():
         pytest.skip(f"real dump fixtures not found at {folder} (set LKDH_SHARED to the shared/ folder)")
     return folder
+
+
+pytest_plugins = ["pytester"]

@@ -1,1 +1,1 @@
-"""report."""
+"""Reporting: terminal table, Allure steps and attachments, JSON run record."""

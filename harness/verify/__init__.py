@@ -1,1 +1,16 @@
-"""verify."""
+"""Expectations: step status, bugcheck, and dump contents."""
+
+from harness.verify.dump_contents import BufferView, DumpContext, check_dump
+from harness.verify.mismatch import Mismatch
+from harness.verify.outcome import check_dump_count, check_outcome, describe_crash, dump_expected
+
+__all__ = [
+    "BufferView",
+    "DumpContext",
+    "Mismatch",
+    "check_dump",
+    "check_dump_count",
+    "check_outcome",
+    "describe_crash",
+    "dump_expected",
+]

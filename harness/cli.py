@@ -1,0 +1,129 @@
+"""`lkdh`: run scenarios, check them, print their JSON Schema, inspect a dump. Thin: every command
+calls one function of the package and maps its result to an exit code.
+
+Exit codes: 0 success; 1 a scenario failed (or a dump is unreadable); 2 bad input (scenario or
+usage errors, as argparse uses 2); 3 the target itself failed (infrastructure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.dump import DumpFormatError, describe, open_dump, summary
+from harness.report.run_record import write_run_record
+from harness.report.table import TerminalProgress, result_table, totals_line
+from harness.runner import run_scenario
+from harness.scenario import (
+    ScenarioErrors,
+    check_paths,
+    format_check_report,
+    load_scenarios,
+    scenario_json_schema,
+)
+from harness.target.base import TargetError
+from harness.target.sim import DEFAULT_PROFILE, PROFILES
+from harness.targets import TARGET_NAMES, build_target
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_TARGET = 0, 1, 2, 3
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lkdh", description="DMF live-dump verification harness")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run scenarios and print a result table")
+    run.add_argument("paths", nargs="+", type=Path, help="scenario files or folders")
+    run.add_argument("--target", choices=TARGET_NAMES, default="sim")
+    run.add_argument("--target-config", type=Path, default=None)
+    run.add_argument("--sim-profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE)
+    run.add_argument("--out", type=Path, default=Path("lkdh-out"), help="where dumps and the run record go")
+    run.add_argument("-v", "--verbose", action="store_true", help="print each step as it finishes")
+    run.set_defaults(handler=_run)
+
+    check = commands.add_parser("check", help="validate scenario files without running them")
+    check.add_argument("paths", nargs="+", type=Path)
+    check.set_defaults(handler=_check)
+
+    schema = commands.add_parser("schema", help="print the JSON Schema of a scenario document")
+    schema.set_defaults(handler=_schema)
+
+    inspect = commands.add_parser("inspect", help="summarise a kernel or user-mode dump file")
+    inspect.add_argument("file", type=Path)
+    inspect.add_argument("--json", action="store_true", help="machine-readable output")
+    inspect.add_argument("--rows", type=int, default=20, help="rows shown per table in text output")
+    inspect.set_defaults(handler=_inspect)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        scenarios = load_scenarios(args.paths)
+    except ScenarioErrors as errors:
+        print(errors, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    records = []
+    for loaded in scenarios:
+        output = args.out / loaded.scenario.name / args.target
+        try:
+            target = build_target(
+                args.target, output, sim_profile=args.sim_profile, target_config=args.target_config
+            )
+        except TargetError as error:
+            print(f"lkdh: {error}", file=sys.stderr)
+            return EXIT_TARGET
+        with target:
+            records.append(run_scenario(loaded, target, [TerminalProgress(verbose=args.verbose)]))
+    print(result_table(records))
+    print()
+    for record in records:
+        if record.outcome in ("failed", "xpassed", "error"):
+            print(f"--- {record.scenario} ({record.outcome})\n{record.failure_text()}\n")
+    print(totals_line(records))
+    print(f"run record: {write_run_record(args.out / 'run-record.json', records)}")
+    if any(record.outcome == "error" for record in records):
+        return EXIT_TARGET
+    return EXIT_FAILED if any(record.outcome in ("failed", "xpassed") for record in records) else EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    report = check_paths(args.paths)
+    print(format_check_report(report))
+    return EXIT_BAD_INPUT if report.errors else EXIT_OK
+
+
+def _schema(args: argparse.Namespace) -> int:
+    print(json.dumps(scenario_json_schema(), indent=2))
+    return EXIT_OK
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    try:
+        dump = open_dump(args.file)
+    except DumpFormatError as error:
+        print(f"lkdh inspect: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as error:
+        print(f"lkdh inspect: cannot open {args.file}: {error.strerror}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        if args.json:
+            print(json.dumps(summary(dump), indent=2, sort_keys=True))
+        else:
+            print(describe(dump, max_rows=args.rows))
+    finally:
+        dump.close()
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""pytest plugin: every scenario in a YAML file becomes one item per target.
+
+`test_name[sim]` runs on the simulated machine; `test_name[vm]` is marked `hardware` and runs when
+`--target-config` names a Windows VM, otherwise it is skipped with that reason. Thin by design
+(pytest's own non-Python example): the runner does the work, `repr_failure` shows its evidence.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.record import RunRecord
+from harness.report.allure_files import write_allure_files
+from harness.report.allure_steps import AllureSteps
+from harness.report.run_record import write_run_record
+from harness.runner import run_scenario as run_loaded_scenario
+from harness.scenario import LoadedScenario, ScenarioErrors, load_scenario_file
+from harness.target.base import Target, TargetError
+from harness.target.sim import DEFAULT_PROFILE, PROFILES
+from harness.targets import TARGET_NAMES, build_target
+
+RECORDS_KEY = pytest.StashKey[list[RunRecord]]()
+
+
+class ScenarioFailed(AssertionError):
+    """A scenario's expectations did not hold; the message is the runner's evidence.
+
+    An AssertionError so Allure files it as "failed" (the product) rather than "broken" (the harness
+    or the infrastructure, which raise other exceptions)."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("lkdh", "DMF live-dump harness")
+    group.addoption(
+        "--target",
+        choices=TARGET_NAMES,
+        default=None,
+        help="run only this target's items (default: sim, plus vm when --target-config is given)",
+    )
+    group.addoption("--target-config", type=Path, default=None, help="YAML config of a real Windows VM")
+    group.addoption(
+        "--sim-profile",
+        choices=sorted(PROFILES),
+        default=DEFAULT_PROFILE,
+        help=f"simulated DMF behaviour (default {DEFAULT_PROFILE}: as shipped, defects included)",
+    )
+    group.addoption(
+        "--lkdh-out", type=Path, default=Path("lkdh-out"), help="where dumps and run records are kept"
+    )
+    parser.addini("lkdh_scenario_dirs", "folders whose *.yaml files are scenarios", type="paths", default=[])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[RECORDS_KEY] = []
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.suffix not in (".yaml", ".yml") or not _is_scenario_file(file_path, parent.config):
+        return None
+    return ScenarioFile.from_parent(parent, path=file_path)
+
+
+def _is_scenario_file(path: Path, config: pytest.Config) -> bool:
+    """Inside a folder named in `lkdh_scenario_dirs` (default: `scenarios/` at the root), or named
+    on the command line."""
+    folders = config.getini("lkdh_scenario_dirs") or [config.rootpath / "scenarios"]
+    if any(path.resolve().is_relative_to(Path(folder).resolve()) for folder in folders):
+        return True
+    return any(Path(arg.split("::")[0]).resolve() == path.resolve() for arg in config.args)
+
+
+class ScenarioFile(pytest.File):
+    """A YAML scenario file: each scenario document yields one item per target."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        for loaded in load_scenario_file(self.path):
+            for target in TARGET_NAMES:
+                yield ScenarioItem.from_parent(
+                    self, name=f"{loaded.scenario.name}[{target}]", loaded=loaded, target=target
+                )
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, ScenarioErrors):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style)
+
+
+class ScenarioItem(pytest.Item):
+    """One scenario on one target."""
+
+    def __init__(self, *, loaded: LoadedScenario, target: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.loaded = loaded
+        self.target_name = target
+        scenario = loaded.scenario
+        if target == "vm":
+            self.add_marker(pytest.mark.hardware)
+        if scenario.known_defect:
+            self.add_marker(pytest.mark.known_defect(scenario.known_defect.id))
+        self.extra_keyword_matches.update(scenario.tags)
+
+    def setup(self) -> None:
+        reason = _skip_reason(self.config, self.target_name, self.loaded)
+        if reason:
+            pytest.skip(reason)
+
+    def runtest(self) -> None:
+        options = self.config.option
+        output = options.lkdh_out / _safe(self.loaded.scenario.name) / self.target_name
+        if output.exists():
+            shutil.rmtree(output)
+        target = build_target(
+            self.target_name, output, sim_profile=options.sim_profile, target_config=options.target_config
+        )
+        with target:
+            record = run_loaded_scenario(self.loaded, target, [AllureSteps()])
+        self.config.stash[RECORDS_KEY].append(record)
+        self.user_properties.append(("lkdh_outcome", record.outcome))
+        _conclude(record)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, ScenarioFailed | TargetError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.loaded.line - 1, f"scenario {self.name}"
+
+
+def _skip_reason(config: pytest.Config, target: str, loaded: LoadedScenario) -> str | None:
+    chosen = config.option.target
+    if chosen is not None and chosen != target:
+        return f"--target {chosen} selected"
+    if target == "vm" and config.option.target_config is None:
+        return "no Windows VM configured: pass --target-config vm/my-vm.yaml to run hardware items"
+    if target == "sim" and loaded.scenario.hardware_only:
+        return "hardware_only scenario: the simulator cannot say anything about it"
+    return None
+
+
+def _conclude(record: RunRecord) -> None:
+    """Turn the record's outcome into pytest's: pass, xfail (known defect reproduced) or failure."""
+    if record.outcome == "passed":
+        return
+    if record.outcome == "xfailed":
+        first = record.failed_steps[0].failures[0].splitlines()[0]
+        pytest.xfail(
+            f"known defect {record.known_defect} reproduced on {record.profile or record.target}: {first}"
+        )
+    if record.outcome == "xpassed":
+        raise ScenarioFailed(
+            f"{record.location}: known defect {record.known_defect} did not reproduce on "
+            f"{record.profile or record.target}: the scenario passed where it was predicted to fail"
+        )
+    raise ScenarioFailed(record.failure_text())
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    options = session.config.option
+    records = session.config.stash.get(RECORDS_KEY, [])
+    if records:
+        write_run_record(options.lkdh_out / "run-record.json", records)
+    allure_dir = getattr(options, "allure_report_dir", None)
+    if allure_dir:
+        targets = sorted({record.target for record in records}) or [options.target or "sim"]
+        write_allure_files(
+            Path(allure_dir),
+            {
+                "targets": ",".join(targets),
+                "sim_profile": options.sim_profile,
+                "target_config": str(options.target_config or "none"),
+            },
+        )
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+@pytest.fixture
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
+    """A prepared target for Python tests: the one `--target` names (default: the simulator)."""
+    options = request.config.option
+    name = options.target or "sim"
+    machine = build_target(
+        name, tmp_path / name, sim_profile=options.sim_profile, target_config=options.target_config
+    )
+    with machine:
+        machine.prepare()
+        yield machine
+
+
+@pytest.fixture
+def run_scenario(target: Target, tmp_path: Path) -> Callable[[str | Path], list[RunRecord]]:
+    """Run scenario YAML (text or a file) on the `target` fixture; returns one record per scenario."""
+
+    def run(source: str | Path) -> list[RunRecord]:
+        path = Path(source) if isinstance(source, Path) else tmp_path / "inline-scenario.yaml"
+        if not isinstance(source, Path):
+            path.write_text(source, encoding="utf-8")
+        return [run_loaded_scenario(loaded, target) for loaded in load_scenario_file(path)]
+
+    return run

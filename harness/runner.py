@@ -1,0 +1,308 @@
+"""Run one scenario on one target and record what happened (DESIGN.md: the only place that holds
+a scenario and a target at once).
+
+Each YAML step becomes one target operation; its outcome is checked by `harness.verify`; dumps
+are collected as soon as they appear and kept whatever happens. Listeners (terminal, Allure)
+receive step events, in the manner of labgrid's step events, so nothing reports twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from harness.dump import DumpFormatError, open_dump
+from harness.dump.reader import KernelDump
+from harness.record import RunRecord, StepRecord
+from harness.scenario.loader import LoadedScenario
+from harness.scenario.model import (
+    AllocStep,
+    BufferSlice,
+    CreateStep,
+    FreeStep,
+    RebootStep,
+    RemoveStep,
+    StepBase,
+    StoreCollectionStep,
+    StoreStep,
+    WaitStep,
+)
+from harness.target.base import Target, TargetError
+from harness.target.ops import (
+    Alloc,
+    ClientStructure,
+    CollectedDump,
+    Create,
+    DriverInfo,
+    Free,
+    Op,
+    OpResult,
+    Reboot,
+    Remove,
+    SecondaryData,
+    Store,
+    StoreCollection,
+    Wait,
+)
+from harness.target.sim.memory import repeat_to
+from harness.target.status import status_name
+from harness.verify import BufferView, DumpContext, Mismatch, check_dump, check_dump_count, check_outcome
+
+
+class RunListener:
+    """Receives step events; every method is optional."""
+
+    def scenario_started(self, record: RunRecord) -> None:
+        """A scenario begins on a prepared target."""
+
+    def step_started(self, record: RunRecord, step: StepRecord) -> None:
+        """A step is about to run."""
+
+    def step_finished(self, record: RunRecord, step: StepRecord) -> None:
+        """A step ran (or was skipped after an earlier failure)."""
+
+    def dump_collected(self, record: RunRecord, dump: CollectedDump, summary: str) -> None:
+        """A dump was copied from the machine; `summary` is its readable description."""
+
+    def scenario_finished(self, record: RunRecord) -> None:
+        """The scenario ended; `record.outcome` is final."""
+
+
+@dataclass
+class BufferState:
+    """The runner's view of an allocation: size and content it asked for, address the machine gave."""
+
+    size: int
+    data: bytes
+    address: int | None = None
+    boot: int = 0
+
+
+def default_pattern(name: str) -> bytes:
+    """The content of a buffer allocated without `pattern`: its name and a bar, repeated, so a hex
+    dump shows whose bytes these are."""
+    return name.encode() + b"|"
+
+
+def run_scenario(
+    loaded: LoadedScenario, target: Target, listeners: Sequence[RunListener] = (), *, prepare: bool = True
+) -> RunRecord:
+    """Run `loaded` on `target` and return the record; never raises for scenario failures."""
+    return ScenarioRun(loaded, target, listeners).run(prepare=prepare)
+
+
+class ScenarioRun:
+    """State of one scenario run: the buffers, the boot, the record being filled."""
+
+    def __init__(self, loaded: LoadedScenario, target: Target, listeners: Sequence[RunListener]) -> None:
+        self.loaded = loaded
+        self.scenario = loaded.scenario
+        self.target = target
+        self.listeners = list(listeners)
+        self.buffers: dict[str, BufferState] = {}
+        self.boot = 0
+        defect = self.scenario.known_defect
+        self.record = RunRecord(
+            scenario=self.scenario.name,
+            file=loaded.file,
+            location=f"{loaded.file}:{loaded.line}:{loaded.col}",
+            target=target.name,
+            known_defect=defect.id if defect else None,
+            output_dir=target.output_dir,
+        )
+
+    def run(self, *, prepare: bool = True) -> RunRecord:
+        started = time.perf_counter()
+        try:
+            if prepare:
+                self.target.prepare()
+            self.info: DriverInfo = self.target.driver_info()
+            self.record.profile = self.info.facts.get("profile", "")
+            self.record.defect_active = self.record.known_defect in self.info.known_defects
+            self._emit("scenario_started", self.record)
+            self._run_steps()
+        except TargetError as error:
+            self.record.error = f"target {self.target.name} failed: {error}"
+        finally:
+            self._collect()  # lose nothing: whatever the machine wrote is kept
+            self.record.seconds = time.perf_counter() - started
+            self.record.outcome = self._outcome()
+            self._emit("scenario_finished", self.record)
+        return self.record
+
+    def _run_steps(self) -> None:
+        stop = False
+        for index, step in enumerate(self.scenario.steps):
+            record = StepRecord(
+                index=index + 1,
+                operation=self.scenario.step_operation(index),
+                title=self._title(step, index),
+                location=str(self.loaded.step_locations[index]),
+            )
+            self.record.steps.append(record)
+            if stop:
+                self._emit("step_finished", self.record, record)
+                continue
+            self._emit("step_started", self.record, record)
+            began = time.perf_counter()
+            mismatches = self._run_step(step, record)
+            record.seconds = time.perf_counter() - began
+            record.outcome = "failed" if mismatches else "passed"
+            record.failures = [self._render(index, record, m) for m in mismatches]
+            self._emit("step_finished", self.record, record)
+            # After an unexpected crash the machine's state is gone: the rest cannot mean anything.
+            stop = record.crash is not None and step.expect.bugcheck is None
+
+    def _run_step(self, step: StepBase, record: StepRecord) -> list[Mismatch]:
+        op = self._op_for(step)
+        result = self.target.execute(op)
+        record.status = result.status
+        if isinstance(op, Alloc) and result.address is not None:
+            self.buffers[op.name].address = result.address
+        if result.crash is not None:
+            record.crash = result.crash
+        if result.crash is not None or isinstance(op, Reboot):
+            self._forget_boot()
+        new = self._collect()
+        record.dumps = new
+        mismatches = check_outcome(step.expect, result)
+        if isinstance(step, CreateStep) and result.crash is None and not mismatches:
+            mismatches += self._check_create(step, result, [d for d in new if d.kind == "live"])
+        return mismatches
+
+    def _check_create(self, step: CreateStep, result: OpResult, live: list[CollectedDump]) -> list[Mismatch]:
+        mismatches = check_dump_count(step.expect, len(live))
+        if mismatches or not live:
+            return mismatches
+        context = DumpContext(
+            buffers={
+                name: BufferView(name, state.address, state.data)
+                for name, state in self.buffers.items()
+                if state.address is not None
+            },
+            collection_handle=self.info.collection_handle,
+            secondary_data_guid=self.info.secondary_data_guid,
+            create_bugcheck_code=step.create.bugcheck_code,
+        )
+        try:
+            with KernelDump(live[0].path) as dump:
+                return check_dump(step.expect.dump, dump, context)
+        except DumpFormatError as error:
+            return [Mismatch(("expect", "dump"), f"the live dump is malformed: {error}")]
+
+    def _forget_boot(self) -> None:
+        """After a reboot (or crash) allocations are gone and the driver has a new collection."""
+        self.boot += 1
+        for state in self.buffers.values():
+            state.address = None
+        self.info = self.target.driver_info()
+
+    def _op_for(self, step: StepBase) -> Op:
+        irql = step.irql
+        match step:
+            case AllocStep(alloc=spec):
+                fill = spec.pattern or (
+                    spec.text.encode() if spec.text is not None else default_pattern(spec.name)
+                )
+                self.buffers[spec.name] = BufferState(spec.size, repeat_to(fill, spec.size), boot=self.boot)
+                return Alloc(spec.name, spec.size, fill, spec.pool)
+            case FreeStep(free=name):
+                return Free(name)
+            case StoreStep(store=slice_):
+                return Store(*self._ref(slice_), irql=irql)
+            case RemoveStep(remove=slice_):
+                return Remove(*self._ref(slice_), irql=irql)
+            case CreateStep(create=spec):
+                secondary = (
+                    None if spec.secondary_data is None else SecondaryData(*self._ref(spec.secondary_data))
+                )
+                return Create(
+                    bugcheck_code=spec.bugcheck_code,
+                    parameter=spec.parameter,
+                    exclude_dmf_data=spec.exclude_byte(),
+                    client_structures=tuple(ClientStructure(*self._ref(s)) for s in spec.client_structures),
+                    secondary_data=secondary,
+                    irql=irql,
+                )
+            case StoreCollectionStep(store_collection=spec):
+                return StoreCollection(spec.value, irql)
+            case WaitStep(wait=spec):
+                return Wait(spec.seconds)
+            case RebootStep():
+                return Reboot()
+        raise TypeError(f"no operation for step {step!r}")
+
+    def _ref(self, slice_: BufferSlice) -> tuple[str | int, int, int]:
+        """(buffer, length, offset) for an op; the length defaults to the rest of the buffer."""
+        if slice_.buffer is None:
+            assert slice_.address is not None and slice_.length is not None
+            return slice_.address, slice_.length, slice_.offset
+        size = self.buffers[slice_.buffer].size
+        length = size - slice_.offset if slice_.length is None else slice_.length
+        return slice_.buffer, length, slice_.offset
+
+    def _collect(self) -> list[CollectedDump]:
+        try:
+            new = self.target.collect_dumps()
+        except TargetError as error:
+            self.record.error = f"collecting dumps from {self.target.name} failed: {error}"
+            return []
+        for dump in new:
+            self.record.dumps.append(dump)
+            self._emit("dump_collected", self.record, dump, _summary_text(dump))
+        return new
+
+    def _title(self, step: StepBase, index: int) -> str:
+        operation = self.scenario.step_operation(index)
+        text = step.title or f"{operation} {_argument_text(step, operation)}".strip()
+        return f"{text} at {step.irql.name}" if step.irql.value else text
+
+    def _render(self, index: int, record: StepRecord, mismatch: Mismatch) -> str:
+        where = self.loaded.location_of(("steps", index, *mismatch.path))
+        shown = record.status is not None and record.crash is None
+        status = f" [status {status_name(record.status)}]" if shown else ""
+        return f"{where}: step {record.index} ({record.title}){status}: {mismatch.render()}"
+
+    def _outcome(self) -> str:
+        if self.record.error is not None:
+            return "error"
+        failed = bool(self.record.failed_steps)
+        if self.record.defect_active:
+            return "xfailed" if failed else "xpassed"
+        return "failed" if failed else "passed"
+
+    def _emit(self, event: str, *args: object) -> None:
+        for listener in self.listeners:
+            getattr(listener, event)(*args)
+
+
+def _argument_text(step: StepBase, operation: str) -> str:
+    value = getattr(step, operation)
+    if isinstance(value, BufferSlice):
+        return value.describe()
+    if isinstance(value, str):
+        return value
+    if operation == "create":
+        return f"bugcheck 0x{step.create.bugcheck_code:X}"  # type: ignore[attr-defined]
+    if operation == "alloc":
+        return f"{value.name} ({value.size} bytes)"
+    if operation == "wait":
+        return f"{value.seconds:g} s"
+    if operation == "store_collection":
+        return f"0x{value.value:X}"
+    return ""
+
+
+def _summary_text(dump: CollectedDump) -> str:
+    """The dump's readable description, or what is wrong with it: collecting never fails on this."""
+    from harness.dump import describe
+
+    try:
+        opened = open_dump(dump.path)
+    except DumpFormatError as error:
+        return f"{dump.path.name}: unreadable dump: {error}"
+    try:
+        return describe(opened)
+    finally:
+        opened.close()

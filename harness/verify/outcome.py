@@ -1,0 +1,90 @@
+"""Expectations on what an operation returned: its status, a bugcheck, whether a dump appeared."""
+
+from __future__ import annotations
+
+from harness.scenario.model import Expect
+from harness.target.ops import Crash, OpResult
+from harness.target.status import STATUS_SUCCESS, is_success, status_name
+from harness.verify.mismatch import Mismatch
+
+
+def expected_status(expect: Expect) -> int:
+    """The status a step must return: the stated one, STATUS_SUCCESS when none is stated."""
+    return STATUS_SUCCESS if expect.status is None else expect.status
+
+
+def dump_expected(expect: Expect) -> bool:
+    """Whether a create step must leave a new live dump: stated, or exactly when it succeeds (F01:
+    a failing call writes nothing)."""
+    if expect.dump_written is not None:
+        return expect.dump_written
+    return is_success(expected_status(expect))
+
+
+def check_outcome(expect: Expect, result: OpResult) -> list[Mismatch]:
+    """Compare the step's status or crash with what the scenario expects."""
+    if expect.bugcheck is not None:
+        return _check_expected_crash(expect.bugcheck, result)
+    if result.crash is not None:
+        return [_unexpected_crash(result.crash)]
+    want = expected_status(expect)
+    if result.status != want:
+        detail = f" ({result.detail})" if result.detail else ""
+        return [
+            Mismatch(
+                ("expect", "status"),
+                "the operation returned a different status" + detail,
+                status_name(want),
+                status_name(result.status),
+            )
+        ]
+    return []
+
+
+def check_dump_count(expect: Expect, new_live_dumps: int) -> list[Mismatch]:
+    """A create step writes exactly one live dump when it should, and none otherwise."""
+    want = 1 if dump_expected(expect) else 0
+    if new_live_dumps == want:
+        return []
+    return [
+        Mismatch(
+            ("expect", "dump_written"),
+            "the number of new live dumps in LiveKernelReports is wrong",
+            str(want),
+            str(new_live_dumps),
+        )
+    ]
+
+
+def _check_expected_crash(codes: list[int], result: OpResult) -> list[Mismatch]:
+    want = " or ".join(f"0x{code:X}" for code in codes)
+    if result.crash is None:
+        return [
+            Mismatch(
+                ("expect", "bugcheck"),
+                "the machine was expected to bugcheck but kept running",
+                f"bugcheck {want}",
+                f"no crash; status {status_name(result.status)}",
+            )
+        ]
+    if result.crash.bugcheck_code not in codes:
+        return [
+            Mismatch(
+                ("expect", "bugcheck"),
+                "the machine bugchecked with another code",
+                want,
+                describe_crash(result.crash),
+            )
+        ]
+    return []
+
+
+def _unexpected_crash(crash: Crash) -> Mismatch:
+    return Mismatch(("expect",), "the machine bugchecked unexpectedly", "no bugcheck", describe_crash(crash))
+
+
+def describe_crash(crash: Crash) -> str:
+    """'0xD1 (0x28, 0x2, 0x1, 0x...) - reason [dump: path]'."""
+    parameters = ", ".join(f"0x{value:X}" for value in crash.parameters)
+    where = f" [crash dump: {crash.dump_path.name}]" if crash.dump_path else ""
+    return f"bugcheck 0x{crash.bugcheck_code:X} ({parameters}): {crash.reason}{where}"

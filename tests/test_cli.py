@@ -1,0 +1,98 @@
+"""`lkdh` as a user runs it: the real console script in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def lkdh(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
+    script = Path(sys.executable).with_name("lkdh")
+    command = [str(script)] if script.exists() else [shutil.which("lkdh") or "lkdh"]
+    return subprocess.run([*command, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_run_shipped_suite_prints_table_and_exits_0(tmp_path: Path) -> None:
+    result = lkdh("run", str(REPO_ROOT / "scenarios"), "--out", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[0].split()[:3] == ["RESULT", "SCENARIO", "TARGET"]
+    rows = {tuple(line.split()[:2]) for line in result.stdout.splitlines()}
+    assert ("PASS", "store_then_create_contains_buffer") in rows
+    assert ("XFAIL", "remove_then_create_excludes_buffer") in rows
+    record = json.loads((tmp_path / "run-record.json").read_text())
+    assert {s["outcome"] for s in record["scenarios"]} <= {"passed", "xfailed"}
+
+
+def test_contract_profile_passes_every_scenario(tmp_path: Path) -> None:
+    result = lkdh("run", str(REPO_ROOT / "scenarios"), "--out", str(tmp_path), "--sim-profile", "contract")
+    assert result.returncode == 0, result.stdout
+    assert "XFAIL" not in result.stdout and "FAIL" not in result.stdout.replace("XFAIL", "")
+
+
+BROKEN = """\
+name: broken
+steps:
+  - alloc: {name: a, size: 16}
+  - stroe: a
+"""
+
+
+def test_broken_scenario_reports_file_line_col_and_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text(BROKEN)
+    for command in ("run", "check"):
+        result = (
+            lkdh(command, str(path), "--out", str(tmp_path)) if command == "run" else lkdh(command, str(path))
+        )
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        output = result.stdout + result.stderr
+        assert f"{path}:4:" in output, output
+        assert "Traceback" not in output
+
+
+def test_false_expectation_exits_1_with_evidence(tmp_path: Path) -> None:
+    path = tmp_path / "false.yaml"
+    path.write_text(
+        "name: false_expectation\nsteps:\n  - alloc: {name: a, size: 16}\n"
+        "  - create: {bugcheck_code: 0x1A2}\n    expect:\n      dump:\n        contains: [a]\n"
+    )
+    result = lkdh("run", str(path), "--out", str(tmp_path / "out"))
+    assert result.returncode == 1
+    assert f"{path}:7:" in result.stdout and "does not contain a" in result.stdout
+    assert list((tmp_path / "out").rglob("*.dmp")), "the dump must be kept when the run fails"
+
+
+def test_check_accepts_shipped_suite() -> None:
+    result = lkdh("check", str(REPO_ROOT / "scenarios"))
+    assert result.returncode == 0, result.stdout
+
+
+def test_schema_is_json_schema() -> None:
+    result = lkdh("schema")
+    schema = json.loads(result.stdout)
+    assert result.returncode == 0
+    assert "2020-12" in schema["$schema"]
+    assert "steps" in schema["properties"]
+
+
+def test_inspect_real_dump_text_and_json(fixture_dumps: Path) -> None:
+    text = lkdh("inspect", str(fixture_dumps / "triage_x64.dmp"))
+    assert text.returncode == 0, text.stderr
+    assert "0X1000007E" in text.stdout.upper()
+    as_json = json.loads(lkdh("inspect", "--json", str(fixture_dumps / "triage_x64.dmp")).stdout)
+    assert as_json["header"]["number_processors"] == 16
+    assert as_json["triage"]["data_blocks_count"] == 0x727
+    assert len(as_json["drivers"]) == 151
+
+
+def test_inspect_malformed_dump_exits_1_naming_the_problem(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.dmp"
+    bad.write_bytes(b"NOTADUMP" + bytes(100))
+    result = lkdh("inspect", str(bad))
+    assert result.returncode == 1
+    assert "NOTADUMP" in result.stderr and "Traceback" not in result.stderr

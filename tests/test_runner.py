@@ -1,0 +1,134 @@
+"""The runner on the simulator: shipped scenarios, failures with evidence, crashes, kept dumps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.runner import run_scenario
+from harness.scenario import load_scenario_file, load_scenarios
+from harness.target.sim import SimSettings, SimulatedMachine
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+SHIPPED = load_scenarios(REPO_ROOT / "scenarios")
+
+
+def run_text(tmp_path: Path, text: str, profile: str = "dmf-bfac434"):
+    path = tmp_path / "scenario.yaml"
+    path.write_text(text, encoding="utf-8")
+    (loaded,) = load_scenario_file(path)
+    return run_scenario(loaded, SimulatedMachine(tmp_path / "out", SimSettings(profile=profile)))
+
+
+def test_shipped_suite_has_the_scenarios_the_spine_needs() -> None:
+    names = {loaded.scenario.name for loaded in SHIPPED}
+    for needed in (
+        "store_then_create_contains_buffer",
+        "remove_then_create_excludes_buffer",
+        "exclude_dmf_data_leaves_only_client_structures",
+        "client_structures_are_in_the_dump",
+        "secondary_data_is_attached_by_guid",
+        "collection_parameter_is_p2",
+    ):
+        assert needed in names
+
+
+@pytest.mark.parametrize("loaded", SHIPPED, ids=lambda loaded: loaded.scenario.name)
+def test_known_defect_scenarios_fail_on_bfac434_and_pass_on_contract(tmp_path: Path, loaded) -> None:
+    """The suite proves its own predictions: a known-defect scenario fails as predicted on DMF as
+    shipped and passes on the documented contract; every other scenario passes on both."""
+    shipped = run_scenario(loaded, SimulatedMachine(tmp_path / "bfac434", SimSettings(profile="dmf-bfac434")))
+    contract = run_scenario(loaded, SimulatedMachine(tmp_path / "contract", SimSettings(profile="contract")))
+    if loaded.scenario.known_defect:
+        assert shipped.outcome == "xfailed", shipped.failure_text()
+        assert shipped.failed_steps, "a reproduced defect must show as a failing step"
+    else:
+        assert shipped.outcome == "passed", shipped.failure_text()
+    assert contract.outcome == "passed", contract.failure_text()
+
+
+ALLOC_STORE = """\
+name: probe
+steps:
+  - alloc: {name: a, size: 32}
+  - alloc: {name: b, size: 32}
+  - store: a
+"""
+
+
+def test_false_expectation_fails_with_dump_evidence_and_yaml_position(tmp_path: Path) -> None:
+    record = run_text(
+        tmp_path,
+        ALLOC_STORE
+        + """\
+  - create: {bugcheck_code: 0x1A2}
+    expect:
+      dump:
+        contains: [b]
+""",
+    )
+    assert record.outcome == "failed"
+    text = record.failure_text()
+    assert f"{tmp_path / 'scenario.yaml'}:9:" in text  # the `- b` item of `contains`
+    assert "does not contain b" in text
+    assert "nearest:" in text
+    assert "dumps kept:" in text
+
+
+def test_wrong_bytes_show_first_difference(tmp_path: Path) -> None:
+    record = run_text(
+        tmp_path,
+        ALLOC_STORE
+        + """\
+  - create: {bugcheck_code: 0x1A2}
+    expect:
+      dump:
+        contains: [{buffer: a, bytes: "61 7C 61 7C 00"}]
+""",
+    )
+    text = record.failure_text()
+    assert "bytes differ from offset +0x4" in text
+    assert "expected: 00" in text and "found:    61" in text
+
+
+def test_wrong_parameter_names_both_values(tmp_path: Path) -> None:
+    record = run_text(
+        tmp_path,
+        ALLOC_STORE
+        + "  - create: {bugcheck_code: 0x1A2, parameter: 5}\n    expect: {dump: {parameters: [6]}}\n",
+    )
+    assert "BugCheckParameter1 differs" in record.failure_text()
+    assert "expected: 0x6" in record.failure_text() and "found:    0x5" in record.failure_text()
+
+
+def test_unexpected_crash_skips_the_rest_and_keeps_the_crash_dump(tmp_path: Path) -> None:
+    record = run_text(
+        tmp_path,
+        ALLOC_STORE + "  - remove: a\n  - create: {bugcheck_code: 1}\n",
+    )
+    assert record.outcome == "failed"
+    assert [step.outcome for step in record.steps] == ["passed", "passed", "passed", "failed", "skipped"]
+    assert "bugchecked unexpectedly" in record.failure_text()
+    assert "0xD1" in record.failure_text()
+    crash = [dump for dump in record.dumps if dump.kind == "crash"]
+    assert len(crash) == 1 and crash[0].path.is_file()
+
+
+def test_failed_status_expects_no_dump_file(tmp_path: Path) -> None:
+    record = run_text(
+        tmp_path,
+        "name: t\nsteps:\n  - create: {bugcheck_code: 1}\n  - create: {bugcheck_code: 1}\n"
+        "    expect: STATUS_OBJECT_NAME_COLLISION\n",
+    )
+    assert record.outcome == "passed", record.failure_text()
+    assert len([d for d in record.dumps if d.kind == "live"]) == 1
+
+
+def test_status_mismatch_names_both_statuses(tmp_path: Path) -> None:
+    record = run_text(
+        tmp_path, "name: t\nsteps:\n  - create: {bugcheck_code: 1}\n  - create: {bugcheck_code: 1}\n"
+    )
+    assert "STATUS_OBJECT_NAME_COLLISION (0xC0000035)" in record.failure_text()
+    assert "STATUS_SUCCESS" in record.failure_text()
