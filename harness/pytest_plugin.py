@@ -99,8 +99,7 @@ class ScenarioItem(pytest.Item):
         self.loaded = loaded
         self.target_name = target
         scenario = loaded.scenario
-        if target == "vm":
-            self.add_marker(pytest.mark.hardware)
+        self.add_marker(pytest.mark.hardware if target == "vm" else pytest.mark.sim)
         if scenario.known_defect:
             self.add_marker(pytest.mark.known_defect(scenario.known_defect.id))
         self.extra_keyword_matches.update(scenario.tags)

@@ -90,6 +90,11 @@ def test_hardware_marker_without_vm_skips_with_reason(suite: pytest.Pytester) ->
     assert "no Windows VM configured: pass --target-config" in result.stdout.str()
 
 
+def test_sim_marker_selects_simulator_items(suite: pytest.Pytester) -> None:
+    result = suite.runpytest("scenarios", "-m", "sim")
+    result.assert_outcomes(passed=1, failed=1, xfailed=1)
+
+
 def test_tags_select_with_k(suite: pytest.Pytester) -> None:
     result = suite.runpytest("scenarios", "-k", "smoke", "--target", "sim")
     result.assert_outcomes(passed=1, skipped=1)
