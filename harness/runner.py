@@ -12,8 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.dump import DumpFormatError, open_dump
-from harness.dump.reader import KernelDump
+from harness.dump import DumpFormatError, KernelDump, describe, open_dump
 from harness.record import RunRecord, StepRecord
 from harness.scenario.loader import LoadedScenario
 from harness.scenario.model import (
@@ -76,7 +75,6 @@ class BufferState:
     size: int
     data: bytes
     address: int | None = None
-    boot: int = 0
 
 
 def default_pattern(name: str) -> bytes:
@@ -101,7 +99,6 @@ class ScenarioRun:
         self.target = target
         self.listeners = list(listeners)
         self.buffers: dict[str, BufferState] = {}
-        self.boot = 0
         defect = self.scenario.known_defect
         self.record = RunRecord(
             scenario=self.scenario.name,
@@ -193,7 +190,6 @@ class ScenarioRun:
 
     def _forget_boot(self) -> None:
         """After a reboot (or crash) allocations are gone and the driver has a new collection."""
-        self.boot += 1
         for state in self.buffers.values():
             state.address = None
         self.info = self.target.driver_info()
@@ -205,7 +201,7 @@ class ScenarioRun:
                 fill = spec.pattern or (
                     spec.text.encode() if spec.text is not None else default_pattern(spec.name)
                 )
-                self.buffers[spec.name] = BufferState(spec.size, repeat_to(fill, spec.size), boot=self.boot)
+                self.buffers[spec.name] = BufferState(spec.size, repeat_to(fill, spec.size))
                 return Alloc(spec.name, spec.size, fill, spec.pool)
             case FreeStep(free=name):
                 return Free(name)
@@ -296,8 +292,6 @@ def _argument_text(step: StepBase, operation: str) -> str:
 
 def _summary_text(dump: CollectedDump) -> str:
     """The dump's readable description, or what is wrong with it: collecting never fails on this."""
-    from harness.dump import describe
-
     try:
         opened = open_dump(dump.path)
     except DumpFormatError as error:

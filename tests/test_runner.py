@@ -132,3 +132,36 @@ def test_status_mismatch_names_both_statuses(tmp_path: Path) -> None:
     )
     assert "STATUS_OBJECT_NAME_COLLISION (0xC0000035)" in record.failure_text()
     assert "STATUS_SUCCESS" in record.failure_text()
+
+
+def test_reboot_forgets_buffers_and_the_collection_moves(tmp_path: Path) -> None:
+    """After `reboot` stored buffers are gone from the dump and `collection` is the new handle."""
+    record = run_text(
+        tmp_path,
+        """\
+name: t
+steps:
+  - alloc: {name: before, size: 32}
+  - store: before
+  - reboot: true
+  - alloc: {name: after, size: 32}
+  - store: after
+  - create: {bugcheck_code: 1, parameter: 4}
+    expect:
+      dump:
+        parameters: [4, collection]
+        contains: [after]
+        block_count: 11
+""",
+    )
+    assert record.outcome == "passed", record.failure_text()
+
+
+def test_buffer_from_before_a_reboot_is_named_not_crashed_on(tmp_path: Path) -> None:
+    record = run_text(
+        tmp_path,
+        "name: t\nsteps:\n  - alloc: {name: old, size: 8}\n  - reboot: true\n"
+        "  - create: {bugcheck_code: 1}\n    expect: {dump: {excludes: [old]}}\n",
+    )
+    assert record.outcome == "failed"
+    assert "buffer old does not exist on this boot" in record.failure_text()

@@ -67,14 +67,32 @@ def check_dump(expect: DumpExpect | None, dump: KernelDump, context: DumpContext
         return found
     found += _check_parameters(expect, dump, context, base)
     for index, item in enumerate(expect.contains):
-        found += _check_contains(dump, resolve(item, context), item.bytes, (*base, "contains", index))
+        path = (*base, "contains", index)
+        found += _missing_buffer(item, context, path) or _check_contains(
+            dump, resolve(item, context), item.bytes, path
+        )
     for index, item in enumerate(expect.excludes):
-        found += _check_excludes(dump, resolve(item, context), (*base, "excludes", index))
+        path = (*base, "excludes", index)
+        found += _missing_buffer(item, context, path) or _check_excludes(dump, resolve(item, context), path)
     for index, item in enumerate(expect.secondary_data):
         found += _check_secondary(dump, item, context, (*base, "secondary_data", index))
     if expect.block_count is not None:
         found += _check_block_count(dump, expect.block_count, (*base, "block_count"))
     return found
+
+
+def _missing_buffer(slice_: BufferSlice | None, context: DumpContext, path: YamlPath) -> list[Mismatch]:
+    """A named buffer the machine no longer has (allocated before a reboot) cannot be looked for."""
+    if slice_ is None or slice_.buffer is None or slice_.buffer in context.buffers:
+        return []
+    return [
+        Mismatch(
+            path,
+            f"buffer {slice_.buffer} does not exist on this boot (it was allocated before a reboot)",
+            "a buffer allocated since the last reboot",
+            "no address for it on this boot",
+        )
+    ]
 
 
 def _check_kind(dump: KernelDump) -> list[Mismatch]:
@@ -183,6 +201,8 @@ def _check_excludes(dump: KernelDump, target: ResolvedRange, path: YamlPath) -> 
 def _check_secondary(
     dump: KernelDump, item: SecondaryDataExpect, context: DumpContext, path: YamlPath
 ) -> list[Mismatch]:
+    if missing := _missing_buffer(item.buffer, context, path):
+        return missing
     guid = item.guid or context.secondary_data_guid
     blobs = dump.blobs_with_guid(guid)
     present = ", ".join(f"{b.guid} ({b.size} bytes)" for b in dump.secondary_data) or "none"

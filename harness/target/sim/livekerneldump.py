@@ -13,7 +13,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from harness.target.irql import Irql
-from harness.target.sim.lkmdtel import LiveDumpService
+from harness.target.sim.lkmdtel import LiveDumpService, LiveReport
 from harness.target.sim.profiles import SimProfile
 from harness.target.sim.ring import RingOfStoredBuffers, StoredBuffer
 from harness.target.status import STATUS_INVALID_PARAMETER, STATUS_SUCCESS, STATUS_UNSUCCESSFUL
@@ -135,20 +135,20 @@ class LiveKernelDumpModule:
             return exclude == 1, exclude == 0
         return exclude != 0, exclude == 0
 
-    def _insert_stored_buffers(self, report: object) -> int:
+    def _insert_stored_buffers(self, report: LiveReport) -> int:
         """F15: valid entries are queued, then inserted oldest first; on bfac434 a failure leaves
         the rest queued, and they lead the next dump's queue."""
         queue = [*self.stale_queue, *self.ring.valid_items()]
         self.stale_queue = []
         for index, item in enumerate(queue):
-            status = self.service.insert_triage_data_block(report, item.address, item.size)  # type: ignore[arg-type]
+            status = self.service.insert_triage_data_block(report, item.address, item.size)
             if status != STATUS_SUCCESS:
                 if self.profile.has("stale-queue-after-failed-insert"):
                     self.stale_queue = queue[index + 1 :]
                 return status
         return STATUS_SUCCESS
 
-    def _set_secondary(self, report: object, address: int, size: int) -> int:
+    def _set_secondary(self, report: LiveReport, address: int, size: int) -> int:
         """F21: with an all-zero GUID bfac434 skips the data and still succeeds; the contract
         profile refuses the call instead of losing data silently."""
         guid = self.config.secondary_data_guid
@@ -156,7 +156,7 @@ class LiveKernelDumpModule:
             return (
                 STATUS_SUCCESS if self.profile.has("secondary-data-null-guid") else STATUS_INVALID_PARAMETER
             )
-        return self.service.set_secondary_data(report, guid, address, size)  # type: ignore[arg-type]
+        return self.service.set_secondary_data(report, guid, address, size)
 
     def _take_wait_lock(self, irql: Irql, routine: str) -> None:
         """F14/F28: the module lock is a WDF wait lock taken from paged code. Documented as

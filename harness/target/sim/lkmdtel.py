@@ -8,6 +8,7 @@ machine's virtual clock. Submitting writes a real triage live dump through `harn
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -147,6 +148,4 @@ _FILETIME_UNIX_EPOCH = 116_444_736_000_000_000
 
 def _timestamp(unix_seconds: float) -> str:
     """The YYYYMMDD-HHMM part of a live-dump file name, as Windows names them."""
-    import time
-
     return time.strftime("%Y%m%d-%H%M", time.gmtime(unix_seconds))

@@ -151,11 +151,15 @@ class SimulatedMachine(Target):
         self.service.write_crash_dump(minidump, bugcheck.code, bugcheck.parameters)
         crash = Crash(bugcheck.code, bugcheck.parameters, bugcheck.reason, minidump)
         self.crashes.append(crash)
+        self._reboot()
+        return crash
+
+    def _reboot(self) -> None:
+        """Restart: boot time passes, then a fresh boot; the per-minute rule is the OS's and spans boots."""
         self.now += BOOT_SECONDS
         last_submit = self.service.last_submit
         self._boot()
-        self.service.last_submit = last_submit  # the per-minute rule is the OS's, across boots
-        return crash
+        self.service.last_submit = last_submit
 
     def _dispatch(self, op: Op) -> OpResult:
         match op:
@@ -187,10 +191,7 @@ class SimulatedMachine(Target):
                 self.now += seconds
                 return OpResult(STATUS_SUCCESS)
             case Reboot():
-                self.now += BOOT_SECONDS
-                last_submit = self.service.last_submit
-                self._boot()
-                self.service.last_submit = last_submit
+                self._reboot()
                 return OpResult(STATUS_SUCCESS)
         raise TypeError(f"the simulator does not know operation {op!r}")
 
