@@ -164,7 +164,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     options = session.config.option
     records = session.config.stash.get(RECORDS_KEY, [])
     if records:
-        write_run_record(options.lkdh_out / "run-record.json", records)
+        # Under pytest-xdist each worker keeps its own file rather than racing for one.
+        worker = getattr(session.config, "workerinput", {}).get("workerid")
+        name = f"run-record-{worker}.json" if worker else "run-record.json"
+        write_run_record(options.lkdh_out / name, records)
     allure_dir = getattr(options, "allure_report_dir", None)
     if allure_dir:
         targets = sorted({record.target for record in records}) or [options.target or "sim"]

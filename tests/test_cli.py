@@ -96,3 +96,17 @@ def test_inspect_malformed_dump_exits_1_naming_the_problem(tmp_path: Path) -> No
     result = lkdh("inspect", str(bad))
     assert result.returncode == 1
     assert "NOTADUMP" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_inspect_user_mode_minidump(fixture_dumps: Path) -> None:
+    result = lkdh("inspect", str(fixture_dumps / "calc.dmp"))
+    assert result.returncode == 0, result.stderr
+    assert "calc.exe" in result.stdout
+    as_json = json.loads(lkdh("inspect", "--json", str(fixture_dumps / "calc.dmp")).stdout)
+    assert as_json["kind"] == "user"
+
+
+def test_vm_target_without_windows_support_exits_3_with_reason(tmp_path: Path) -> None:
+    result = lkdh("run", str(REPO_ROOT / "scenarios" / "store_then_create.yaml"), "--target", "vm")
+    assert result.returncode == 3
+    assert "--target-config" in result.stderr and "Traceback" not in result.stderr

@@ -156,3 +156,12 @@ def test_python_tests_get_target_and_run_scenario_fixtures(pytester: pytest.Pyte
         """
     )
     pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_parallel_workers_keep_one_run_record_each(suite: pytest.Pytester) -> None:
+    result = suite.runpytest("scenarios", "-n", "2", "--lkdh-out", str(suite.path / "out"))
+    result.assert_outcomes(passed=1, failed=1, xfailed=1, skipped=3)
+    records = sorted((suite.path / "out").glob("run-record-gw*.json"))
+    assert records, "each xdist worker writes run-record-<worker>.json"
+    scenarios = [s["scenario"] for r in records for s in json.loads(r.read_text())["scenarios"]]
+    assert sorted(scenarios) == ["defect", "fails", "passes"]
