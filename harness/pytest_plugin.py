@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import allure
 import pytest
 
 from harness.record import RunRecord
@@ -105,6 +106,11 @@ class ScenarioItem(pytest.Item):
         self.extra_keyword_matches.update(scenario.tags)
 
     def setup(self) -> None:
+        # allure-pytest derives historyId from the parameters: without these, name[sim] and name[vm]
+        # fold into one Allure test case and the skipped VM result hides the simulator's.
+        allure.dynamic.parameter("target", self.target_name)
+        if self.target_name == "sim":
+            allure.dynamic.parameter("sim_profile", self.config.option.sim_profile)
         reason = _skip_reason(self.config, self.target_name, self.loaded)
         if reason:
             pytest.skip(reason)

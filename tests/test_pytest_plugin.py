@@ -5,37 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-PASSING = """\
-name: passes
-tags: [smoke]
-steps:
-  - alloc: {name: a, size: 16}
-  - store: a
-  - create: {bugcheck_code: 0x1A2}
-    expect: {dump: {contains: [a]}}
-"""
-
-FAILING = """\
-name: fails
-steps:
-  - alloc: {name: a, size: 16}
-  - create: {bugcheck_code: 0x1A2}
-    expect:
-      dump:
-        contains: [a]
-"""
-
-DEFECT = """\
-name: defect
-known_defect: {id: remove-null-context, reason: F13}
-steps:
-  - alloc: {name: a, size: 16}
-  - store: a
-  - remove: a
-  - create: {bugcheck_code: 1}
-    expect: {dump: {excludes: [a]}}
-"""
+from scenario_texts import DEFECT, FAILING, PASSING
 
 
 @pytest.fixture
