@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.dump import DumpFormatError, describe, open_dump, summary
+from harness.report.run_log import RunLog
 from harness.report.run_record import write_run_record
 from harness.report.table import TerminalProgress, result_table, totals_line
 from harness.runner import run_scenario
@@ -82,7 +83,9 @@ def _run(args: argparse.Namespace) -> int:
             print(f"lkdh: {error}", file=sys.stderr)
             return EXIT_TARGET
         with target:
-            records.append(run_scenario(loaded, target, [TerminalProgress(verbose=args.verbose)]))
+            records.append(
+                run_scenario(loaded, target, [TerminalProgress(verbose=args.verbose), RunLog(output)])
+            )
     print(result_table(records))
     print()
     for record in records:

@@ -19,6 +19,7 @@ import pytest
 from harness.record import RunRecord
 from harness.report.allure_files import write_allure_files
 from harness.report.allure_steps import AllureSteps
+from harness.report.run_log import RunLog
 from harness.report.run_record import write_run_record
 from harness.runner import run_scenario as run_loaded_scenario
 from harness.scenario import LoadedScenario, ScenarioErrors, load_scenario_file
@@ -124,7 +125,7 @@ class ScenarioItem(pytest.Item):
             self.target_name, output, sim_profile=options.sim_profile, target_config=options.target_config
         )
         with target:
-            record = run_loaded_scenario(self.loaded, target, [AllureSteps()])
+            record = run_loaded_scenario(self.loaded, target, [AllureSteps(), RunLog(output)])
         self.config.stash[RECORDS_KEY].append(record)
         self.user_properties.append(("lkdh_outcome", record.outcome))
         _conclude(record)
@@ -153,6 +154,8 @@ def _conclude(record: RunRecord) -> None:
     """Turn the record's outcome into pytest's: pass, xfail (known defect reproduced) or failure."""
     if record.outcome == "passed":
         return
+    if record.outcome == "skipped":
+        pytest.skip(record.skip_reason or "skipped")
     if record.outcome == "xfailed":
         first = record.failed_steps[0].failures[0].splitlines()[0]
         pytest.xfail(

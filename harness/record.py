@@ -13,7 +13,7 @@ from typing import Any, Literal
 from harness.target.ops import CollectedDump, Crash
 
 StepOutcome = Literal["passed", "failed", "skipped"]
-RunOutcome = Literal["passed", "failed", "xfailed", "xpassed", "error"]
+RunOutcome = Literal["passed", "failed", "xfailed", "xpassed", "skipped", "error"]
 
 
 @dataclass
@@ -47,6 +47,7 @@ class RunRecord:
     steps: list[StepRecord] = field(default_factory=list)
     dumps: list[CollectedDump] = field(default_factory=list)
     error: str | None = None
+    skip_reason: str | None = None
     seconds: float = 0.0
     output_dir: Path | None = None
 
@@ -76,6 +77,7 @@ class RunRecord:
             "outcome": self.outcome,
             "seconds": round(self.seconds, 6),
             "error": self.error,
+            "skip_reason": self.skip_reason,
             "steps": [
                 {
                     "index": step.index,

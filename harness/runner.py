@@ -117,8 +117,15 @@ class ScenarioRun:
             self.info: DriverInfo = self.target.driver_info()
             self.record.profile = self.info.facts.get("profile", "")
             self.record.defect_active = self.record.known_defect in self.info.known_defects
-            self._emit("scenario_started", self.record)
-            self._run_steps()
+            missing = sorted(set(self.scenario.requires) - self.info.features)
+            if missing:
+                offered = ", ".join(sorted(self.info.features)) or "nothing"
+                self.record.skip_reason = (
+                    f"target {self.target.name} lacks {', '.join(missing)} (it offers {offered})"
+                )
+            else:
+                self._emit("scenario_started", self.record)
+                self._run_steps()
         except TargetError as error:
             self.record.error = f"target {self.target.name} failed: {error}"
         finally:
@@ -263,6 +270,8 @@ class ScenarioRun:
     def _outcome(self) -> str:
         if self.record.error is not None:
             return "error"
+        if self.record.skip_reason is not None:
+            return "skipped"
         failed = bool(self.record.failed_steps)
         if self.record.defect_active:
             return "xfailed" if failed else "xpassed"

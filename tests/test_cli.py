@@ -64,7 +64,12 @@ def test_false_expectation_exits_1_with_evidence(tmp_path: Path) -> None:
     result = lkdh("run", str(path), "--out", str(tmp_path / "out"))
     assert result.returncode == 1
     assert f"{path}:7:" in result.stdout and "does not contain a" in result.stdout
-    assert list((tmp_path / "out").rglob("*.dmp")), "the dump must be kept when the run fails"
+    kept = list((tmp_path / "out").rglob("dumps/**/*.dmp"))
+    assert kept, "the dump must be kept when the run fails"
+    assert "0x1a2" in kept[0].with_name(kept[0].name + ".txt").read_text()  # its summary beside it
+    log = (tmp_path / "out" / "false_expectation" / "sim" / "run.log").read_text()
+    assert "step 2 create bugcheck 0x1A2" in log and "does not contain a" in log
+    assert log.rstrip().endswith("outcome failed")
 
 
 def test_check_accepts_shipped_suite() -> None:

@@ -165,3 +165,18 @@ def test_buffer_from_before_a_reboot_is_named_not_crashed_on(tmp_path: Path) -> 
     )
     assert record.outcome == "failed"
     assert "buffer old does not exist on this boot" in record.failure_text()
+
+
+def test_missing_feature_skips_with_the_reason(tmp_path: Path) -> None:
+    path = tmp_path / "scenario.yaml"
+    path.write_text("name: t\nrequires: [verifier]\nsteps:\n  - create: {bugcheck_code: 1}\n")
+    (loaded,) = load_scenario_file(path)
+    record = run_scenario(loaded, SimulatedMachine(tmp_path / "out", SimSettings(verifier=False)))
+    assert record.outcome == "skipped"
+    assert record.steps == []
+    assert record.skip_reason is not None and "lacks verifier" in record.skip_reason
+
+
+def test_non_admin_user_is_not_offered_by_the_simulator_yet(tmp_path: Path) -> None:
+    record = run_text(tmp_path, "name: t\nrequires: [non-admin-user]\nsteps:\n  - wait: 1\n")
+    assert record.outcome == "skipped" and "lacks non-admin-user" in (record.skip_reason or "")

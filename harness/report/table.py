@@ -14,6 +14,7 @@ OUTCOME_LABELS = {
     "failed": "FAIL",
     "xfailed": "XFAIL",
     "xpassed": "XPASS",
+    "skipped": "SKIP",
     "error": "ERROR",
 }
 
@@ -59,6 +60,8 @@ def _detail(record: RunRecord) -> str:
         return f"known defect {record.known_defect} did NOT reproduce"
     if record.error:
         return record.error.splitlines()[0]
+    if record.skip_reason:
+        return record.skip_reason
     failed = record.failed_steps
     if failed:
         first = failed[0].failures[0].splitlines()[0] if failed[0].failures else failed[0].title

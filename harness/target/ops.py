@@ -151,5 +151,7 @@ class DriverInfo:
     report_type: str
     secondary_data_guid: uuid.UUID
     known_defects: frozenset[str] = frozenset()
+    features: frozenset[str] = frozenset()
+    """What the machine offers scenarios' `requires` (test-driver, verifier, admin, ...)."""
     """Ids of the known DMF defects this driver build has (all of them for DMF bfac434)."""
     facts: dict[str, str] = field(default_factory=dict)

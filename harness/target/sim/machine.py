@@ -111,12 +111,21 @@ class SimulatedMachine(Target):
             report_type=self.module.report_type,
             secondary_data_guid=self.settings.module.secondary_data_guid,
             known_defects=self.profile.defects,
+            features=self._features(),
             facts={
                 "profile": self.profile.name,
                 "verifier": "on" if self.settings.verifier else "off",
                 "boot": str(self.boot_number),
             },
         )
+
+    def _features(self) -> frozenset[str]:
+        """The simulator runs the test driver as an elevated admin; Verifier as configured. It has
+        no non-admin caller yet (that needs the IOCTL path), so scenarios requiring one skip."""
+        features = {"test-driver", "admin", "live-dump"}
+        if self.settings.verifier:
+            features.add("verifier")
+        return frozenset(features)
 
     # -- machine ------------------------------------------------------------------------------
     @property
