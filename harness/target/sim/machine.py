@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -154,9 +155,8 @@ class SimulatedMachine(Target):
 
     def _crash(self, bugcheck: Bugcheck) -> Crash:
         """KeBugCheckEx: write the crash dump, reboot, report what happened."""
-        minidump = (
-            self.windows_dir / "Minidump" / f"{self.boot_number:06d}-{len(self.crashes) + 1:05d}-01.dmp"
-        )
+        day = time.strftime("%m%d%y", time.gmtime(self.now))  # Windows names them MMDDYY-NNNNN-01.dmp
+        minidump = self.windows_dir / "Minidump" / f"{day}-{len(self.crashes) + 1:05d}-01.dmp"
         self.service.write_crash_dump(minidump, bugcheck.code, bugcheck.parameters)
         crash = Crash(bugcheck.code, bugcheck.parameters, bugcheck.reason, minidump)
         self.crashes.append(crash)
