@@ -66,7 +66,6 @@ class LiveDumpService:
     processors: int = 2
     wer_allows_dumps: bool = True
     last_submit: float | None = None
-    written: list[Path] = field(default_factory=list)
 
     def create_report(
         self, report_type: str, code: int, p1: int, p2: int, p3: int, p4: int
@@ -117,7 +116,6 @@ class LiveDumpService:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{report.report_type}-{_timestamp(now)}.dmp"
         write_triage_dump(path, self._spec(report, secondary, now, live=True))
-        self.written.append(path)
         return STATUS_SUCCESS
 
     def write_crash_dump(self, path: Path, code: int, parameters: tuple[int, int, int, int]) -> Path:

@@ -87,13 +87,6 @@ class KernelMemory:
                 return allocation
         raise PageFault(address, size)
 
-    def is_mapped(self, address: int, size: int) -> bool:
-        try:
-            self.allocation_at(address, max(size, 1))
-        except PageFault:
-            return False
-        return True
-
     def read(self, address: int, size: int) -> bytes:
         """Copy `size` bytes from kernel memory (PageFault when unmapped)."""
         allocation = self.allocation_at(address, max(size, 1))
