@@ -1,0 +1,1 @@
+"""The real Windows machine (DESIGN.md, target/windows): sessions, transfers, PowerShell, hypervisor."""
