@@ -18,8 +18,12 @@ from harness.scenario.loader import LoadedScenario
 from harness.scenario.model import (
     AllocStep,
     BufferSlice,
+    CallerBytes,
     CreateStep,
     FreeStep,
+    IoctlCreateSpec,
+    IoctlCreateStep,
+    QueryStep,
     RebootStep,
     RemoveStep,
     StepBase,
@@ -28,6 +32,7 @@ from harness.scenario.model import (
     WaitStep,
 )
 from harness.target.base import Target, TargetError
+from harness.target.lkd_ioctl import LiveKernelDumpCreateInput
 from harness.target.ops import (
     Alloc,
     ClientStructure,
@@ -35,18 +40,29 @@ from harness.target.ops import (
     Create,
     DriverInfo,
     Free,
+    IoctlCreate,
     Op,
-    OpResult,
+    QueryDmfDataSize,
     Reboot,
     Remove,
     SecondaryData,
     Store,
     StoreCollection,
+    UserBuffer,
     Wait,
 )
 from harness.target.sim.memory import repeat_to
 from harness.target.status import status_name
-from harness.verify import BufferView, DumpContext, Mismatch, check_dump, check_dump_count, check_outcome
+from harness.verify import (
+    BufferView,
+    DumpContext,
+    Mismatch,
+    check_crash_dump,
+    check_dump,
+    check_dump_count,
+    check_outcome,
+    check_value,
+)
 
 
 class RunListener:
@@ -171,11 +187,18 @@ class ScenarioRun:
         new = self._collect()
         record.dumps = new
         mismatches = check_outcome(step.expect, result)
-        if isinstance(step, CreateStep) and result.crash is None and not mismatches:
-            mismatches += self._check_create(step, result, [d for d in new if d.kind == "live"])
+        if result.crash is not None:
+            crash_dumps = [d for d in new if d.kind == "crash"]
+            mismatches += check_crash_dump(step.expect, result.crash, crash_dumps)
+        elif isinstance(step, QueryStep):
+            mismatches += check_value(step.expect, result.value)
+        elif isinstance(op, Create | IoctlCreate) and not mismatches:
+            mismatches += self._check_create(step, op, [d for d in new if d.kind == "live"])
         return mismatches
 
-    def _check_create(self, step: CreateStep, result: OpResult, live: list[CollectedDump]) -> list[Mismatch]:
+    def _check_create(
+        self, step: StepBase, op: Create | IoctlCreate, live: list[CollectedDump]
+    ) -> list[Mismatch]:
         mismatches = check_dump_count(step.expect, len(live))
         if mismatches or not live:
             return mismatches
@@ -187,7 +210,7 @@ class ScenarioRun:
             },
             collection_handle=self.info.collection_handle,
             secondary_data_guid=self.info.secondary_data_guid,
-            create_bugcheck_code=step.create.bugcheck_code,
+            create_bugcheck_code=_requested_bugcheck_code(op),
         )
         try:
             with KernelDump(live[0].path) as dump:
@@ -230,11 +253,36 @@ class ScenarioRun:
                 )
             case StoreCollectionStep(store_collection=spec):
                 return StoreCollection(spec.value, irql)
+            case IoctlCreateStep(ioctl_create=spec):
+                return self._ioctl_op(spec)
+            case QueryStep():
+                return QueryDmfDataSize()
             case WaitStep(wait=spec):
                 return Wait(spec.seconds)
             case RebootStep():
                 return Reboot()
         raise TypeError(f"no operation for step {step!r}")
+
+    def _ioctl_op(self, spec: IoctlCreateSpec) -> IoctlCreate:
+        secondary: SecondaryData | UserBuffer | None = None
+        if isinstance(spec.secondary_data, CallerBytes):
+            secondary = UserBuffer(spec.secondary_data.data())
+        elif spec.secondary_data is not None:
+            secondary = SecondaryData(*self._ref(spec.secondary_data))
+        return IoctlCreate(
+            bugcheck_code=spec.bugcheck_code,
+            parameter=spec.parameter,
+            exclude_dmf_data=spec.exclude_byte(),
+            client_structures=tuple(ClientStructure(*self._ref(s)) for s in spec.client_structures),
+            secondary_data=secondary,
+            raw=spec.raw,
+            client_structure_count_override=spec.client_structure_count,
+            client_structure_array_override=spec.client_structure_array,
+            secondary_size_override=spec.secondary_data_size,
+            secondary_address_override=spec.secondary_data_address,
+            elevated=spec.caller == "admin",
+            write_access=spec.access == "read-write",
+        )
 
     def _ref(self, slice_: BufferSlice) -> tuple[str | int, int, int]:
         """(buffer, length, offset) for an op; the length defaults to the rest of the buffer."""
@@ -297,6 +345,16 @@ def _argument_text(step: StepBase, operation: str) -> str:
     if operation == "store_collection":
         return f"0x{value.value:X}"
     return ""
+
+
+def _requested_bugcheck_code(op: Create | IoctlCreate) -> int | None:
+    """The code the dump must carry: the create's, or what the IOCTL's raw bytes ask for."""
+    if isinstance(op, Create) or op.raw is None:
+        return op.bugcheck_code
+    try:
+        return LiveKernelDumpCreateInput.unpack(op.raw).bugcheck_code
+    except ValueError:
+        return None
 
 
 def _summary_text(dump: CollectedDump) -> str:

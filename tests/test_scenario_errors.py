@@ -322,7 +322,7 @@ def test_expect_dump_on_a_store_step(tmp_path: Path) -> None:
     )
     error = only_problem(path)
     assert at(error) == (6, 7)
-    assert error.message == "steps[1].expect.dump: `dump` applies to create steps only; this is a store step"
+    assert error.message == "steps[1].expect.dump: `dump` applies to create and ioctl_create steps only; this is a store step"
 
 
 def test_several_errors_in_one_file_are_all_reported_in_order(tmp_path: Path) -> None:

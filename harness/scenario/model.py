@@ -172,6 +172,60 @@ class CreateSpec(StrictModel):
         return int(self.exclude_dmf_data)
 
 
+class CallerBytes(StrictModel):
+    """Bytes an IOCTL caller holds in its own memory: `hex` or UTF-8 `text`."""
+
+    hex: HexBytes | None = None
+    text: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> CallerBytes:
+        if (self.hex is None) == (self.text is None):
+            raise ValueError("give exactly one of `hex` and `text`")
+        return self
+
+    def data(self) -> bytes:
+        return self.hex if self.hex is not None else (self.text or "").encode()
+
+
+class IoctlCreateSpec(StrictModel):
+    """IOCTL_LIVEKERNELDUMP_CREATE as an application sends it (F23-F27).
+
+    The fields are packed into the 37-byte input with the client-structure array and caller-held
+    secondary data in the caller's memory; a buffer name as a client structure or secondary data
+    passes that kernel buffer's address (the F27 disclosure path). `raw` sends exact bytes instead,
+    so short or oversized inputs can be tried. The `client_structure_count`, `client_structure_array`,
+    `secondary_data_size` and `secondary_data_address` overrides replace what is packed (a NULL array
+    with a count, a wild pointer). `caller` is an elevated administrator or a standard user;
+    `access` is how the handle was opened.
+    """
+
+    bugcheck_code: U32 = 0
+    parameter: U64 = 0
+    exclude_dmf_data: StrictBool | Annotated[StrictInt, Field(ge=0, le=255)] = False
+    client_structures: list[BufferSlice] = Field(default_factory=list)
+    secondary_data: BufferSlice | CallerBytes | None = None
+    raw: HexBytes | None = None
+    client_structure_count: U32 | None = None
+    client_structure_array: U64 | None = None
+    secondary_data_size: U32 | None = None
+    secondary_data_address: U64 | None = None
+    caller: Literal["admin", "standard-user"] = "admin"
+    access: Literal["read-write", "read"] = "read-write"
+
+    @model_validator(mode="after")
+    def _raw_alone(self) -> IoctlCreateSpec:
+        fields = self.model_fields_set - {"raw", "caller", "access"}
+        if self.raw is not None and fields:
+            named = ", ".join(sorted(fields))
+            raise ValueError(f"`raw` sends exact bytes; it cannot be combined with {named}")
+        return self
+
+    def exclude_byte(self) -> int:
+        """The raw ExcludeDmfData byte (F17)."""
+        return int(self.exclude_dmf_data)
+
+
 class StoreCollectionSpec(StrictModel):
     """DMF_LiveKernelDump_StoreDmfCollectionAsBugcheckParameter(value). Shorthand: a number."""
 
@@ -248,6 +302,10 @@ class DumpExpect(StrictModel):
     block_count: Annotated[StrictInt, Field(ge=0)] | CountRange | None = None
 
 
+BugcheckParameters = Annotated[list[U64 | Literal["any"]], Field(min_length=1, max_length=4)]
+"""P1..P4 of an expected bugcheck, each a number or `any`, checked in the crash dump file."""
+
+
 class Expect(StrictModel):
     """The outcome a step must have. Omitted, a step must return STATUS_SUCCESS and not crash.
 
@@ -257,8 +315,10 @@ class Expect(StrictModel):
 
     status: StatusValue | None = None
     bugcheck: Annotated[list[U32], Field(min_length=1)] | None = None
+    bugcheck_parameters: BugcheckParameters | None = None
     dump_written: StrictBool | None = None
     dump: DumpExpect | None = None
+    value: U64 | CountRange | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -269,6 +329,8 @@ class Expect(StrictModel):
     def _consistent(self) -> Expect:
         if self.bugcheck is not None and (self.status is not None or self.dump is not None):
             raise ValueError("a step expected to bugcheck has no status or dump to check")
+        if self.bugcheck_parameters is not None and self.bugcheck is None:
+            raise ValueError("`bugcheck_parameters` needs `bugcheck` (the codes the crash must have)")
         return self
 
 
@@ -304,6 +366,16 @@ class StoreCollectionStep(StepBase):
     store_collection: StoreCollectionSpec
 
 
+class IoctlCreateStep(StepBase):
+    ioctl_create: IoctlCreateSpec
+
+
+class QueryStep(StepBase):
+    """Read a value from the module; `expect.value` checks it."""
+
+    query: Literal["dmf_data_size"]
+
+
 class WaitStep(StepBase):
     wait: WaitSpec
 
@@ -319,6 +391,8 @@ STEP_KINDS: dict[str, type[StepBase]] = {
     "remove": RemoveStep,
     "create": CreateStep,
     "store_collection": StoreCollectionStep,
+    "ioctl_create": IoctlCreateStep,
+    "query": QueryStep,
     "wait": WaitStep,
     "reboot": RebootStep,
 }
@@ -341,6 +415,8 @@ Step = Annotated[
     | Annotated[RemoveStep, Tag("remove")]
     | Annotated[CreateStep, Tag("create")]
     | Annotated[StoreCollectionStep, Tag("store_collection")]
+    | Annotated[IoctlCreateStep, Tag("ioctl_create")]
+    | Annotated[QueryStep, Tag("query")]
     | Annotated[WaitStep, Tag("wait")]
     | Annotated[RebootStep, Tag("reboot")],
     Discriminator(
@@ -350,7 +426,7 @@ Step = Annotated[
     ),
 ]
 
-Feature = Literal["test-driver", "verifier", "admin", "non-admin-user", "live-dump"]
+Feature = Literal["test-driver", "verifier", "admin", "non-admin-user", "live-dump", "ioctl"]
 
 
 class KnownDefectRef(StrictModel):

@@ -37,6 +37,8 @@ _STEP_SUMMARIES = {
     "remove": "DataBufferSourceRemove: remove a stored buffer (or range) again.",
     "create": "LiveKernelMemoryDumpCreate: write a live kernel dump; `expect.dump` checks what it holds.",
     "store_collection": "StoreDmfCollectionAsBugcheckParameter: the value a dump reports as the collection.",
+    "ioctl_create": "IOCTL_LIVEKERNELDUMP_CREATE from an application (admin or standard user, raw bytes).",
+    "query": "Read a module value (dmf_data_size: DmfDataSizeGet); `expect.value` checks it.",
     "wait": "Let time pass on the machine (the live-dump service writes one report per minute).",
     "reboot": "Reboot the machine; the driver's state is gone afterwards.",
 }

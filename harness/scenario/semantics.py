@@ -17,6 +17,7 @@ from harness.scenario.model import (
     BufferSlice,
     CreateStep,
     FreeStep,
+    IoctlCreateStep,
     RemoveStep,
     StepBase,
     StoreStep,
@@ -84,6 +85,13 @@ def _buffer_uses(index: int, step: StepBase) -> Iterator[_BufferUse]:
         ]
         if step.create.secondary_data is not None:
             slices.append(((*create, "secondary_data"), step.create.secondary_data))
+    elif isinstance(step, IoctlCreateStep):
+        ioctl = (*base, "ioctl_create")
+        slices += [
+            ((*ioctl, "client_structures", j), s) for j, s in enumerate(step.ioctl_create.client_structures)
+        ]
+        if isinstance(step.ioctl_create.secondary_data, BufferSlice):
+            slices.append(((*ioctl, "secondary_data"), step.ioctl_create.secondary_data))
     dump = step.expect.dump
     if dump is not None:
         at: NodePath = (*base, "expect", "dump")
@@ -132,9 +140,13 @@ def _check_expect(loaded: LoadedScenario, index: int, step: StepBase) -> list[Sc
     errors = []
     expect = step.expect
     operation = loaded.scenario.step_operation(index)
-    if expect.dump is not None and operation != "create":
+    if expect.dump is not None and operation not in ("create", "ioctl_create"):
         path = ("steps", index, "expect", "dump")
-        message = f"`dump` applies to create steps only; this is a {operation} step"
+        message = f"`dump` applies to create and ioctl_create steps only; this is a {operation} step"
+        errors.append(loaded.error_at(path, message, key=True))
+    if expect.value is not None and operation != "query":
+        path = ("steps", index, "expect", "value")
+        message = f"`value` applies to query steps only; this is a {operation} step"
         errors.append(loaded.error_at(path, message, key=True))
     if expect.dump_written and expect.status is not None and not is_success(expect.status):
         path = ("steps", index, "expect", "dump_written")

@@ -48,5 +48,11 @@ KNOWN_DEFECTS: dict[str, KnownDefect] = {
             ("F15",),
             "entries left queued by a failed insert leak into the next dump",
         ),
+        KnownDefect(
+            "ioctl-unprobed-user-pointers",
+            ("F27",),
+            "IOCTL_LIVEKERNELDUMP_CREATE dereferences the caller's embedded pointers unprobed: a bad pointer "
+            "bugchecks and a kernel address copies kernel memory into the dump",
+        ),
     )
 }

@@ -99,6 +99,43 @@ class StoreCollection:
 
 
 @dataclass(frozen=True)
+class QueryDmfDataSize:
+    """DMF_LiveKernelDump_DmfDataSizeGet: the module's running DmfDataSize counter (F11)."""
+
+
+@dataclass(frozen=True)
+class UserBuffer:
+    """Bytes the calling application holds in its own memory (an IOCTL's secondary data)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True)
+class IoctlCreate:
+    """IOCTL_LIVEKERNELDUMP_CREATE (0x0022CB00) sent by an application (F23-F27).
+
+    Either `raw` (the exact input bytes, so short, oversized or hand-made buffers can be sent) or the
+    fields, which the target packs into the 37-byte structure with the client-structure array and the
+    secondary data placed in the caller's user memory. The `*_override` fields replace what is packed
+    (a NULL array with a count, a wild pointer). `elevated` is whether the caller's token is an elevated
+    administrator's; `write_access` whether the handle was opened for writing.
+    """
+
+    bugcheck_code: int = 0
+    parameter: int = 0
+    exclude_dmf_data: int = 0
+    client_structures: tuple[ClientStructure, ...] = ()
+    secondary_data: SecondaryData | UserBuffer | None = None
+    raw: bytes | None = None
+    client_structure_count_override: int | None = None
+    client_structure_array_override: int | None = None
+    secondary_size_override: int | None = None
+    secondary_address_override: int | None = None
+    elevated: bool = True
+    write_access: bool = True
+
+
+@dataclass(frozen=True)
 class Wait:
     """Let time pass on the machine (the simulator advances its virtual clock instantly)."""
 
@@ -110,7 +147,7 @@ class Reboot:
     """Restart the machine; driver state and stored buffers are gone afterwards."""
 
 
-Op = Alloc | Free | Store | Remove | Create | StoreCollection | Wait | Reboot
+Op = Alloc | Free | Store | Remove | Create | StoreCollection | QueryDmfDataSize | IoctlCreate | Wait | Reboot
 
 
 @dataclass(frozen=True)
@@ -125,10 +162,12 @@ class Crash:
 
 @dataclass(frozen=True)
 class OpResult:
-    """What an operation returned: the NTSTATUS, an address for Alloc, and a Crash if one happened."""
+    """What an operation returned: the NTSTATUS, an address for Alloc, a value for a query, and a
+    Crash if one happened."""
 
     status: int
     address: int | None = None
+    value: int | None = None
     crash: Crash | None = None
     detail: str = ""
 
@@ -151,7 +190,7 @@ class DriverInfo:
     report_type: str
     secondary_data_guid: uuid.UUID
     known_defects: frozenset[str] = frozenset()
+    """Ids of the known DMF defects this driver build has (all of them for DMF bfac434)."""
     features: frozenset[str] = frozenset()
     """What the machine offers scenarios' `requires` (test-driver, verifier, admin, ...)."""
-    """Ids of the known DMF defects this driver build has (all of them for DMF bfac434)."""
     facts: dict[str, str] = field(default_factory=dict)

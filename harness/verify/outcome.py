@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from harness.scenario.model import Expect
-from harness.target.ops import Crash, OpResult
+from harness.dump import DumpFormatError, describe, open_dump
+from harness.scenario.model import CountRange, Expect
+from harness.target.ops import CollectedDump, Crash, OpResult
 from harness.target.status import STATUS_SUCCESS, is_success, status_name
 from harness.verify.mismatch import Mismatch
 
@@ -88,3 +89,69 @@ def describe_crash(crash: Crash) -> str:
     parameters = ", ".join(f"0x{value:X}" for value in crash.parameters)
     where = f" [crash dump: {crash.dump_path.name}]" if crash.dump_path else ""
     return f"bugcheck 0x{crash.bugcheck_code:X} ({parameters}): {crash.reason}{where}"
+
+
+def check_value(expect: Expect, value: int | None) -> list[Mismatch]:
+    """A query's answer against `expect.value` (a number or a min/max range)."""
+    if expect.value is None:
+        return []
+    if value is None:
+        return [Mismatch(("expect", "value"), "the target returned no value for the query")]
+    want = expect.value
+    if isinstance(want, CountRange):
+        high = "" if want.max is None else f"{want.max}"
+        inside = value >= want.min and (want.max is None or value <= want.max)
+        if inside:
+            return []
+        return [Mismatch(("expect", "value"), "the value is out of range", f"{want.min}..{high}", str(value))]
+    if value == want:
+        return []
+    return [Mismatch(("expect", "value"), "the query returned a different value", str(want), str(value))]
+
+
+def check_crash_dump(expect: Expect, crash: Crash, crash_dumps: list[CollectedDump]) -> list[Mismatch]:
+    """After a bugcheck the machine must have written a crash dump that shows it: read the file,
+    compare its code and parameters with the crash the target reported and with
+    `expect.bugcheck_parameters`. The summary of the dump goes into the failure text so an
+    unexpected crash is explained by its own evidence."""
+    path = ("expect", "bugcheck") if expect.bugcheck is not None else ("expect",)
+    if not crash_dumps:
+        return [Mismatch(path, "the machine bugchecked but no crash dump was collected", "a Minidump file")]
+    dump_file = crash_dumps[0]
+    try:
+        dump = open_dump(dump_file.path)
+    except DumpFormatError as error:
+        return [Mismatch(path, f"the crash dump is malformed: {error}")]
+    with dump:
+        header = dump.header
+        found = (header.bugcheck_code, *header.bugcheck_parameters)
+        summary = describe(dump)
+    mismatches = []
+    reported = (crash.bugcheck_code, *crash.parameters)
+    if found != reported:
+        mismatches.append(
+            Mismatch(
+                path,
+                "the crash dump disagrees with the bugcheck the target reported",
+                _codes(reported),
+                _codes(found),
+            )
+        )
+    for index, wanted in enumerate(expect.bugcheck_parameters or []):
+        if wanted != "any" and found[index + 1] != wanted:
+            mismatches.append(
+                Mismatch(
+                    ("expect", "bugcheck_parameters", index),
+                    f"P{index + 1} of the crash dump differs ({dump_file.path.name})",
+                    f"0x{wanted:X}",
+                    f"0x{found[index + 1]:X}\n{summary}",
+                )
+            )
+    if expect.bugcheck is None and mismatches == []:
+        return [Mismatch(("expect",), "crash dump of the unexpected bugcheck", "no bugcheck", summary)]
+    return mismatches
+
+
+def _codes(values: tuple[int, ...]) -> str:
+    code, *parameters = values
+    return f"0x{code:X} ({', '.join(f'0x{p:X}' for p in parameters)})"

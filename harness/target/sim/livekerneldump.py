@@ -9,13 +9,14 @@ switched by the profile's defect ids, so each difference is one `if` that cites 
 from __future__ import annotations
 
 import uuid
-import zlib
 from dataclasses import dataclass, field
 
 from harness.target.irql import Irql
 from harness.target.sim.lkmdtel import LiveDumpService, LiveReport
+from harness.target.sim.memory import PageFault
 from harness.target.sim.profiles import SimProfile
 from harness.target.sim.ring import RingOfStoredBuffers, StoredBuffer
+from harness.target.sim.verifier import DriverVerifier, VerifierViolation
 from harness.target.status import STATUS_INVALID_PARAMETER, STATUS_SUCCESS, STATUS_UNSUCCESSFUL
 
 DMF_LIVEKERNELDUMP_MAXIMUM_REPORT_TYPE_SIZE = 12
@@ -28,15 +29,32 @@ ZERO_GUID = uuid.UUID(int=0)
 TEST_DRIVER_SECONDARY_DATA_GUID = uuid.UUID("6b1f5a0e-8c1d-4c35-9a57-4c4b44480001")
 TEST_DRIVER_DEVICE_INTERFACE_GUID = uuid.UUID("6b1f5a0e-8c1d-4c35-9a57-4c4b44480002")
 
+WINDOWS_10_RS3_BUILD = 16299
+"""F01/F04: DMF links lkmdtel.lib only when the driver is built for Windows 10 1709 (RS3) or later."""
+
 
 class Bugcheck(Exception):
-    """The simulated machine stops: KeBugCheckEx(code, p1..p4). The machine writes a crash dump."""
+    """The simulated machine stops: KeBugCheckEx(code, p1..p4). The machine writes a crash dump.
 
-    def __init__(self, code: int, parameters: tuple[int, int, int, int], reason: str) -> None:
+    `evidence` is memory the crash dump should carry beyond the OS's own part (Verifier's rule text,
+    the module's stored buffers when IncludeDmfDataInBugCheckTriageDump is set, F22)."""
+
+    def __init__(
+        self,
+        code: int,
+        parameters: tuple[int, int, int, int],
+        reason: str,
+        evidence: tuple[tuple[int, bytes], ...] = (),
+    ) -> None:
         super().__init__(f"bugcheck 0x{code:X} ({', '.join(f'0x{p:X}' for p in parameters)}): {reason}")
         self.code = code
         self.parameters = parameters
         self.reason = reason
+        self.evidence = evidence
+
+    @classmethod
+    def from_violation(cls, violation: VerifierViolation) -> Bugcheck:
+        return cls(violation.code, violation.parameters, violation.reason, violation.evidence)
 
 
 @dataclass(frozen=True)
@@ -46,6 +64,10 @@ class ModuleConfig:
     report_type: str = "LkdhTestDriver"
     secondary_data_guid: uuid.UUID = TEST_DRIVER_SECONDARY_DATA_GUID
     device_interface_guid: uuid.UUID = TEST_DRIVER_DEVICE_INTERFACE_GUID
+    include_dmf_data_in_bugcheck_dump: bool = False
+    """F22: a child DMF_CrashDump adds every valid ring entry to a bugcheck's triage dump."""
+    target_build: int = WINDOWS_10_RS3_BUILD
+    """F04: the Windows build the driver was compiled for; below RS3, Create is an empty success."""
 
 
 @dataclass
@@ -56,7 +78,7 @@ class LiveKernelDumpModule:
     service: LiveDumpService
     config: ModuleConfig
     image_base: int
-    verifier: bool = True
+    verifier: DriverVerifier
     ring: RingOfStoredBuffers = field(default_factory=RingOfStoredBuffers)
     dmf_data_size: int = 0
     collection_parameter: int = 0
@@ -74,8 +96,12 @@ class LiveKernelDumpModule:
         """F10/F11: always succeeds, evicts the oldest when full, counts size + 8 regardless."""
         self._take_wait_lock(irql, "DMF_LiveKernelDump_DataBufferSourceAdd")
         self.ring.add(address, size)
-        self.dmf_data_size += size + 8
+        self.dmf_data_size += size + 8  # never reduced when the ring evicts: the counter drifts
         return STATUS_SUCCESS
+
+    def dmf_data_size_get(self) -> int:
+        """DMF_LiveKernelDump_DmfDataSizeGet: the counter as it is, drift included (F11)."""
+        return self.dmf_data_size
 
     def data_buffer_source_remove(self, address: int, size: int, irql: Irql) -> None:
         """F12: invalidates every exact (address, size) match; F13: bfac434 crashes on a match."""
@@ -93,7 +119,11 @@ class LiveKernelDumpModule:
 
     def store_collection(self, value: int, irql: Irql) -> None:
         """F18: records the value Create puts in P2; PASSIVE only (paged), no NULL check."""
-        self._require_passive(irql, "DMF_LiveKernelDump_StoreDmfCollectionAsBugcheckParameter")
+        violation = self.verifier.paged_code_at(
+            irql, "DMF_LiveKernelDump_StoreDmfCollectionAsBugcheckParameter", self.image_base
+        )
+        if violation is not None:
+            raise Bugcheck.from_violation(violation)
         self.collection_parameter = value
 
     def create(
@@ -105,8 +135,13 @@ class LiveKernelDumpModule:
         secondary: tuple[int, int] | None,
         irql: Irql,
     ) -> int:
-        """LiveKernelMemoryDumpCreate, call for call as F01 lists them."""
-        self._require_passive(irql, "DMF_LiveKernelDump_LiveKernelMemoryDumpCreate")
+        """LiveKernelMemoryDumpCreate, call for call as F01 lists them. Documented and really
+        PASSIVE_LEVEL only (F29): it takes the module lock to queue the stored buffers (F15)."""
+        self._raise_on_violation(
+            self.verifier.wait_lock_at(irql, "DMF_LiveKernelDump_LiveKernelMemoryDumpCreate")
+        )
+        if self.config.target_build < WINDOWS_10_RS3_BUILD:
+            return STATUS_SUCCESS  # F04: compiled without lkmdtel: success, and no dump
         if secondary is not None and secondary[1] > 0 and secondary[0] == 0:
             return STATUS_INVALID_PARAMETER  # F03
         excluded_for_p2, insert_dmf_data = self._exclusion(exclude_dmf_data)
@@ -158,22 +193,26 @@ class LiveKernelDumpModule:
             )
         return self.service.set_secondary_data(report, guid, address, size)
 
+    def crash_dump_blocks(self) -> tuple[tuple[int, bytes], ...]:
+        """F22: with IncludeDmfDataInBugCheckTriageDump, the child CrashDump module adds every valid
+        ring entry to the bugcheck's triage dump (read at crash time)."""
+        if not self.config.include_dmf_data_in_bugcheck_dump:
+            return ()
+        blocks = []
+        for item in self.ring.valid_items():
+            try:
+                blocks.append((item.address, self.service.memory.read(item.address, item.size)))
+            except PageFault:
+                continue  # the crash-dump callback skips what it cannot read
+        return tuple(blocks)
+
     def _take_wait_lock(self, irql: Irql, routine: str) -> None:
         """F14/F28: the module lock is a WDF wait lock taken from paged code. Documented as
         <= DISPATCH_LEVEL, so the contract profile allows DISPATCH."""
         if self.profile.has("dispatch-wait-lock"):
-            self._require_passive(irql, routine)
+            self._raise_on_violation(self.verifier.wait_lock_at(irql, routine))
 
-    def _require_passive(self, irql: Irql, routine: str) -> None:
-        """A PASSIVE-only (paged) routine at raised IRQL. With Driver Verifier's IRQL checking the
-        pageable code is trimmed when IRQL is raised, so running it faults at once: 0xD1 with
-        P3 = 8 (execute). Without Verifier the code is usually resident and the call goes through
-        [INF]: the real outcome is intermittent (F14), so the simulator does not invent a crash."""
-        if irql <= Irql.APC_LEVEL or not self.verifier:
-            return
-        code_address = self.image_base + 0x2000 + (zlib.crc32(routine.encode()) & 0xFF0)
-        raise Bugcheck(
-            0xD1,
-            (code_address, int(irql), 8, code_address),
-            f"{routine} (paged, PASSIVE_LEVEL only) ran at {irql.name} with Driver Verifier on",
-        )
+    @staticmethod
+    def _raise_on_violation(violation: VerifierViolation | None) -> None:
+        if violation is not None:
+            raise Bugcheck.from_violation(violation)

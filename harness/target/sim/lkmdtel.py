@@ -31,6 +31,9 @@ OS_FIXED_BYTES = DUMP_BUFFER_SIZE - 180 * 1024
 DMF reserves DMF_LIVEKERNELDUMP_MAXIMUM_TRIAGE_DATA = 180 KiB for triage data (F19); we take the
 rest of the 256 KiB as the fixed part, so blocks have 180 KiB, descriptors included."""
 
+SECONDARY_DATA_LIMIT = 24 * 1024 * 1024
+"""F07: secondary data should be under 24 MB; larger is truncated."""
+
 BLOCK_DESCRIPTOR_SIZE = 16
 SECONDS_BETWEEN_REPORTS = 60.0
 """F06: one report per minute per machine."""
@@ -107,6 +110,7 @@ class LiveDumpService:
         secondary: list[tuple[uuid.UUID, bytes]] = []
         if report.secondary is not None:
             guid, address, size = report.secondary
+            size = min(size, SECONDARY_DATA_LIMIT)  # F07: larger data is truncated
             try:
                 secondary.append((guid, self.memory.read(address, size)))
             except PageFault:
@@ -118,10 +122,17 @@ class LiveDumpService:
         write_triage_dump(path, self._spec(report, secondary, now, live=True))
         return STATUS_SUCCESS
 
-    def write_crash_dump(self, path: Path, code: int, parameters: tuple[int, int, int, int]) -> Path:
-        """What the OS writes to %SystemRoot%\\Minidump after a bugcheck (a triage dump, not live)."""
+    def write_crash_dump(
+        self,
+        path: Path,
+        code: int,
+        parameters: tuple[int, int, int, int],
+        blocks: tuple[tuple[int, bytes], ...] = (),
+    ) -> Path:
+        """What the OS writes to %SystemRoot%\\Minidump after a bugcheck (a triage dump, not live),
+        with `blocks` added by bugcheck callbacks (DMF_CrashDump, F22) or Verifier's evidence."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        report = LiveReport("Minidump", code, parameters)
+        report = LiveReport("Minidump", code, parameters, blocks=list(blocks))
         write_triage_dump(path, self._spec(report, [], self.clock(), live=False))
         return path
 

@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.target.base import Target
+from harness.target.base import Target, TargetError
+from harness.target.lkd_ioctl import LiveKernelDumpCreateInput, pack_client_structures
 from harness.target.ops import (
     Alloc,
     BufferRef,
@@ -23,20 +24,26 @@ from harness.target.ops import (
     Create,
     DriverInfo,
     Free,
+    IoctlCreate,
     Op,
     OpResult,
+    QueryDmfDataSize,
     Reboot,
     Remove,
+    SecondaryData,
     Store,
     StoreCollection,
+    UserBuffer,
     Wait,
 )
 from harness.target.sim.framework import build_framework_data
-from harness.target.sim.livekerneldump import Bugcheck, LiveKernelDumpModule, ModuleConfig
+from harness.target.sim.ioctl import IoctlCaller, LiveKernelDumpIoctlHandler
+from harness.target.sim.livekerneldump import ZERO_GUID, Bugcheck, LiveKernelDumpModule, ModuleConfig
 from harness.target.sim.lkmdtel import LiveDumpService
-from harness.target.sim.memory import KernelMemory
+from harness.target.sim.memory import USER_MODE, KernelMemory
 from harness.target.sim.profiles import DEFAULT_PROFILE, SimProfile, profile_named
-from harness.target.status import STATUS_NOT_FOUND, STATUS_SUCCESS
+from harness.target.sim.verifier import DriverVerifier
+from harness.target.status import STATUS_NOT_FOUND, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_SUCCESS
 
 BOOT_SECONDS = 45.0
 """Virtual time a reboot takes."""
@@ -58,7 +65,11 @@ class SimSettings:
     verifier: bool = True
     seed: int = 1
     wer_allows_dumps: bool = True
+    """F09: WER policy can refuse live dumps (LkmdTelCreateReport returns NULL)."""
     module: ModuleConfig = field(default_factory=ModuleConfig)
+    second_crash_dump_module: bool = False
+    """F22: another DMF_CrashDump instance in the driver; with IncludeDmfDataInBugCheckTriageDump
+    the module's own child is the second, fails to open, and the driver does not start."""
 
 
 class SimulatedMachine(Target):
@@ -121,9 +132,9 @@ class SimulatedMachine(Target):
         )
 
     def _features(self) -> frozenset[str]:
-        """The simulator runs the test driver as an elevated admin; Verifier as configured. It has
-        no non-admin caller yet (that needs the IOCTL path), so scenarios requiring one skip."""
-        features = {"test-driver", "admin", "live-dump"}
+        """The test driver runs ops as an elevated admin; IOCTLs can also come from a standard user
+        (the simulator models the token check, F26); Verifier as configured."""
+        features = {"test-driver", "admin", "non-admin-user", "live-dump", "ioctl"}
         if self.settings.verifier:
             features.add("verifier")
         return frozenset(features)
@@ -144,9 +155,16 @@ class SimulatedMachine(Target):
         self.service = LiveDumpService(
             self.windows_dir, self.memory, self.clock, wer_allows_dumps=self.settings.wer_allows_dumps
         )
+        if self.settings.module.include_dmf_data_in_bugcheck_dump and self.settings.second_crash_dump_module:
+            raise TargetError(
+                "the test driver failed to start: a second DMF_CrashDump instance fails to open with "
+                "STATUS_INVALID_PARAMETER (F22: only one may exist per driver)"
+            )
+        verifier = DriverVerifier(self.memory, enabled=self.settings.verifier)
         self.module = LiveKernelDumpModule(
-            self.profile, self.service, self.settings.module, DRIVER_IMAGE_BASE, self.settings.verifier
+            self.profile, self.service, self.settings.module, DRIVER_IMAGE_BASE, verifier
         )
+        self.ioctl = LiveKernelDumpIoctlHandler(self.module, self.memory)
         self.framework = build_framework_data(self.memory)
         for block in self.framework.blocks:
             self.module.ring.add(block.address, block.size)
@@ -157,7 +175,8 @@ class SimulatedMachine(Target):
         """KeBugCheckEx: write the crash dump, reboot, report what happened."""
         day = time.strftime("%m%d%y", time.gmtime(self.now))  # Windows names them MMDDYY-NNNNN-01.dmp
         minidump = self.windows_dir / "Minidump" / f"{day}-{len(self.crashes) + 1:05d}-01.dmp"
-        self.service.write_crash_dump(minidump, bugcheck.code, bugcheck.parameters)
+        blocks = (*bugcheck.evidence, *self.module.crash_dump_blocks())
+        self.service.write_crash_dump(minidump, bugcheck.code, bugcheck.parameters, blocks)
         crash = Crash(bugcheck.code, bugcheck.parameters, bugcheck.reason, minidump)
         self.crashes.append(crash)
         self._reboot()
@@ -196,6 +215,10 @@ class SimulatedMachine(Target):
                 return OpResult(STATUS_SUCCESS)
             case Create():
                 return self._create(op)
+            case QueryDmfDataSize():
+                return OpResult(STATUS_SUCCESS, value=self.module.dmf_data_size_get())
+            case IoctlCreate():
+                return self._ioctl_create(op)
             case Wait(seconds):
                 self.now += seconds
                 return OpResult(STATUS_SUCCESS)
@@ -222,12 +245,64 @@ class SimulatedMachine(Target):
         )
         return OpResult(status)
 
+    def _ioctl_create(self, op: IoctlCreate) -> OpResult:
+        """An application opens the module's device interface and sends the IOCTL (F23-F27)."""
+        if self.settings.module.device_interface_guid == ZERO_GUID:
+            return OpResult(
+                STATUS_OBJECT_NAME_NOT_FOUND,
+                detail="the module registered no device interface (GuidDeviceInterface is all zeros, F23)",
+            )
+        raw = op.raw
+        if raw is None:
+            packed = self._pack_ioctl_input(op)
+            if isinstance(packed, OpResult):
+                return packed
+            raw = packed
+        caller = IoctlCaller(elevated=op.elevated, write_access=op.write_access)
+        return OpResult(self.ioctl.handle(caller, raw))
+
+    def _pack_ioctl_input(self, op: IoctlCreate) -> bytes | OpResult:
+        """Lay the caller's array and secondary data out in its own (user-mode) memory and pack the
+        37 bytes pointing at them, as lkdctl.exe does on a real machine."""
+        structures = []
+        for structure in op.client_structures:
+            address = self._resolve(structure.buffer, structure.offset)
+            if address is None:
+                return _not_found(structure.buffer)
+            structures.append((address, structure.length))
+        array = 0
+        if structures:
+            array = self.memory.allocate(len(structures) * 12, USER_MODE, pack_client_structures(structures))
+        secondary_address, secondary_size = 0, 0
+        match op.secondary_data:
+            case UserBuffer(data):
+                secondary_address = self.memory.allocate(len(data), USER_MODE, data) if data else 0
+                secondary_size = len(data)
+            case SecondaryData(buffer, length, offset):
+                resolved = self._resolve(buffer, offset)
+                if resolved is None:
+                    return _not_found(buffer)
+                secondary_address, secondary_size = resolved, length
+        return LiveKernelDumpCreateInput(
+            op.bugcheck_code,
+            op.parameter,
+            op.exclude_dmf_data,
+            _override(op.client_structure_count_override, len(structures)),
+            _override(op.client_structure_array_override, array),
+            _override(op.secondary_size_override, secondary_size),
+            _override(op.secondary_address_override, secondary_address),
+        ).pack()
+
     def _resolve(self, buffer: BufferRef, offset: int) -> int | None:
         """A buffer name (the driver's table) or a raw address, plus an offset."""
         if isinstance(buffer, int):
             return buffer + offset
         entry = self.buffers.get(buffer)
         return None if entry is None else entry[0] + offset
+
+
+def _override(override: int | None, packed: int) -> int:
+    return packed if override is None else override
 
 
 def _not_found(buffer: BufferRef) -> OpResult:

@@ -14,12 +14,24 @@ from dataclasses import dataclass, field
 POOL_HEADER_SIZE = 0x10
 POOL_ALIGNMENT = 0x10
 
+USER_MODE = "UserMode"
+"""Not a pool: the calling application's own memory, for what an IOCTL caller passes by pointer."""
+
 # Region bases per pool type; the boot number picks a different slice of each (KASLR-like).
 _POOL_REGIONS = {
     "NonPagedPoolNx": 0xFFFF_9A00_0000_0000,
     "NonPagedPool": 0xFFFF_9B00_0000_0000,
     "PagedPool": 0xFFFF_C000_0000_0000,
+    USER_MODE: 0x0000_0212_0000_0000,
 }
+
+KERNEL_SPACE_START = 0xFFFF_8000_0000_0000
+"""The canonical kernel half of the x64 address space; user addresses are below 0x0000_8000_0000_0000."""
+
+
+def is_kernel_address(address: int) -> bool:
+    """Whether `address` is in kernel space (what ProbeForRead refuses from a user caller)."""
+    return address >= KERNEL_SPACE_START
 
 
 class PageFault(Exception):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 RING_CAPACITY = 256
@@ -25,7 +26,7 @@ class RingOfStoredBuffers:
     """DMF_RingBuffer in "delete oldest if full" mode, as DataBufferSourceAdd/Remove use it."""
 
     capacity: int = RING_CAPACITY
-    _items: list[StoredBuffer] = field(default_factory=list)
+    _items: deque[StoredBuffer] = field(default_factory=deque)
     evictions: int = 0
 
     def add(self, address: int, size: int) -> None:
@@ -34,7 +35,7 @@ class RingOfStoredBuffers:
         No check of NULL, zero size or duplicates (F11): each Add is its own entry.
         """
         if len(self._items) == self.capacity:
-            self._items.pop(0)
+            self._items.popleft()
             self.evictions += 1
         self._items.append(StoredBuffer(address, size))
 
