@@ -175,6 +175,22 @@ class ScenarioRun:
             stop = record.crash is not None and step.expect.bugcheck is None
 
     def _run_step(self, step: StepBase, record: StepRecord) -> list[Mismatch]:
+        """Run the step's operation `repeat` times; every run must meet `expect`, the first that
+        does not ends the step (its failure names the repetition)."""
+        dumps: list[CollectedDump] = []
+        for repetition in range(step.repeat):
+            mismatches = self._run_once(step, record)
+            dumps += record.dumps
+            if mismatches or record.crash is not None:
+                if step.repeat > 1 and mismatches:
+                    first = mismatches[0]
+                    note = f"(repetition {repetition + 1} of {step.repeat}) "
+                    mismatches[0] = Mismatch(first.path, note + first.message, first.expected, first.found)
+                break
+        record.dumps = dumps
+        return mismatches
+
+    def _run_once(self, step: StepBase, record: StepRecord) -> list[Mismatch]:
         op = self._op_for(step)
         result = self.target.execute(op)
         record.status = result.status

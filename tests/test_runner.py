@@ -180,3 +180,60 @@ def test_missing_feature_skips_with_the_reason(tmp_path: Path) -> None:
 def test_simulator_offers_a_non_admin_caller_for_ioctls(tmp_path: Path) -> None:
     record = run_text(tmp_path, "name: t\nrequires: [non-admin-user, ioctl]\nsteps:\n  - wait: 1\n")
     assert record.outcome == "passed", record.skip_reason
+
+
+UNEXPECTED_CRASH = """\
+name: unexpected
+steps:
+  - alloc: {name: a, size: 16}
+  - store: a
+    irql: DISPATCH_LEVEL
+  - create: {bugcheck_code: 1}
+"""
+
+
+def test_unexpected_crash_fails_with_the_crash_dump_summary_and_skips_the_rest(tmp_path: Path) -> None:
+    record = run_text(tmp_path, UNEXPECTED_CRASH)
+    assert record.outcome == "failed"
+    crashed, skipped = record.steps[1], record.steps[2]
+    assert crashed.outcome == "failed" and crashed.crash is not None
+    text = "\n".join(crashed.failures)
+    assert "bugchecked unexpectedly" in text
+    assert "crash dump of the unexpected bugcheck" in text and "0x20010" in text.upper().replace("0X", "0x")
+    assert skipped.outcome != "passed" and skipped.status is None
+    assert any(d.kind == "crash" for d in record.dumps)
+
+
+def test_expected_crash_checks_the_crash_dump_and_the_machine_recovers(tmp_path: Path) -> None:
+    text = """\
+name: expected
+steps:
+  - create: {bugcheck_code: 1}
+    irql: DISPATCH_LEVEL
+    expect: {bugcheck: [0xC4], bugcheck_parameters: [0x20010, any, any, 0]}
+  - wait: 61
+  - create: {bugcheck_code: 2}
+"""
+    record = run_text(tmp_path, text)
+    assert record.outcome == "failed"  # P4 is the supplemental-state address, not 0
+    (failure,) = record.steps[0].failures
+    assert "P4 of the crash dump differs" in failure and ":5:" in failure  # the expect line
+    assert record.steps[2].outcome == "passed"  # the rebooted machine goes on
+
+
+def test_next_scenario_runs_on_a_recovered_machine(tmp_path: Path) -> None:
+    path = tmp_path / "two.yaml"
+    path.write_text(UNEXPECTED_CRASH + "---\nname: after\nsteps:\n  - create: {bugcheck_code: 3}\n")
+    first, second = load_scenario_file(path)
+    sim = SimulatedMachine(tmp_path / "out")
+    assert run_scenario(first, sim).outcome == "failed"
+    after = run_scenario(second, sim)
+    assert after.outcome == "passed", after.failure_text()
+    assert sim.boot_number == 1  # prepare() reverted to the clean first boot
+
+
+def test_repeat_names_the_failing_repetition(tmp_path: Path) -> None:
+    text = "name: r\nsteps:\n  - create: {bugcheck_code: 1}\n    repeat: 2\n"
+    record = run_text(tmp_path, text)
+    (failure,) = record.steps[0].failures
+    assert "repetition 2 of 2" in failure and "STATUS_OBJECT_NAME_COLLISION" in failure

@@ -339,6 +339,8 @@ class StepBase(StrictModel):
 
     title: str | None = None
     irql: IrqlValue = Irql.PASSIVE_LEVEL
+    repeat: Annotated[StrictInt, Field(ge=1, le=10_000)] = 1
+    """Run the operation this many times (filling the ring, say); each run must meet `expect`."""
     expect: Expect = Field(default_factory=Expect)
 
 

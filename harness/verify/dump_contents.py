@@ -229,9 +229,17 @@ def _check_secondary(
             )
         ]
     if want is not None and data != want:
+        at = next(
+            (i for i, (a, b) in enumerate(zip(want, data, strict=False)) if a != b), min(len(want), len(data))
+        )
+        start = at - at % SHOWN_BYTES
+        where = f"first difference at byte {at} of {len(want)} expected / {len(data)} found"
         return [
             Mismatch(
-                path, f"secondary data {guid} differs", _hex(want[:SHOWN_BYTES]), _hex(data[:SHOWN_BYTES])
+                path,
+                f"secondary data {guid} differs ({where}; bytes from {start})",
+                _hex(want[start : start + SHOWN_BYTES]),
+                _hex(data[start : start + SHOWN_BYTES]),
             )
         ]
     return []
