@@ -18,6 +18,7 @@ from harness.scenario.model import (
     CreateStep,
     FreeStep,
     IoctlCreateStep,
+    RebootStep,
     RemoveStep,
     StepBase,
     StoreStep,
@@ -45,6 +46,7 @@ def check_scenario(loaded: LoadedScenario) -> list[ScenarioError]:
     """Buffer names and ranges, and expectations that contradict themselves, in step order."""
     errors: list[ScenarioError] = []
     allocated: dict[str, _Allocation] = {}
+    this_boot: set[str] = set()
     first_alloc = _first_allocations(loaded)
     for index, step in enumerate(loaded.scenario.steps):
         for use in _buffer_uses(index, step):
@@ -52,13 +54,17 @@ def check_scenario(loaded: LoadedScenario) -> list[ScenarioError]:
         errors.extend(_check_expect(loaded, index, step))
         if isinstance(step, AllocStep):
             name = step.alloc.name
-            if name in allocated:
-                # One name, one buffer for the whole scenario, so reports and dumps name bytes unambiguously.
+            if name in this_boot:
+                # One name, one buffer per boot, so reports and dumps name bytes unambiguously; a
+                # reboot (or an expected crash) ends the boot and the name may be allocated again.
                 earlier = loaded.step_locations[allocated[name].step]
                 path = ("steps", index, "alloc", "name")
                 errors.append(loaded.error_at(path, f"buffer '{name}' is already allocated at {earlier}"))
             else:
                 allocated[name] = _Allocation(index, step.alloc.size)
+                this_boot.add(name)
+        if isinstance(step, RebootStep) or step.expect.bugcheck is not None:
+            this_boot.clear()
     return errors
 
 
