@@ -1,0 +1,85 @@
+/*
+ * LkdhTestDriver.h - private declarations of the lkdh test client driver.
+ *
+ * The driver exists to let the harness call DMF_LiveKernelDump's methods exactly as a client driver
+ * would, with arguments the harness chooses (including bad ones) and at the IRQL it chooses. It adds
+ * no policy of its own beyond what it needs to stay a faithful pass-through: see Control.c.
+ */
+
+#pragma once
+
+#include "DmfModules.Library.h"
+
+#include <ntstrsafe.h>
+
+#include "lkdh_control.h"
+#include "DmfInternals.h"
+
+#define LKDH_POOL_TAG 'hdkL' /* "Lkdh" in pool dumps */
+
+/* ReportType the driver asks for. DMF bfac434 keeps 11 characters of it ("LkdhTestDri", F05);
+ * the copy below truncates on purpose so the driver shows exactly what the module's field holds. */
+#define LKDH_REPORT_TYPE L"LkdhTestDriver"
+
+#define LKDH_DRIVER_VERSION_MAJOR 1
+#define LKDH_DRIVER_VERSION_MINOR 0
+#define LKDH_DRIVER_VERSION_BUILD 0
+#define LKDH_DRIVER_VERSION_REVISION 0
+
+/* The DMF commit the driver was built against; override with /DLKDH_DMF_COMMIT=\"...\". */
+#ifndef LKDH_DMF_COMMIT
+#define LKDH_DMF_COMMIT "bfac434fd3497259095a1f8d70ed734493228091"
+#endif
+
+/* One ALLOC slot: a pool block the harness refers to by slot id. */
+typedef struct _LKDH_SLOT {
+    VOID* Address; /* NULL when the slot is free */
+    ULONG Size;
+} LKDH_SLOT;
+
+typedef struct _DEVICE_CONTEXT {
+    /* Protects Slots; held only to read or change the table, never across a DMF call. */
+    WDFWAITLOCK SlotLock;
+    LKDH_SLOT Slots[LKDH_MAX_SLOTS];
+} DEVICE_CONTEXT;
+
+WDF_DECLARE_CONTEXT_TYPE_WITH_NAME(DEVICE_CONTEXT, DeviceContextGet)
+
+/* Control.c: the IOCTL table handed to DMF_IoctlHandler for the control interface. */
+extern IoctlHandler_IoctlRecord LkdhControlIoctls[];
+extern const ULONG LkdhControlIoctlCount;
+
+/* Slots.c */
+_IRQL_requires_max_(PASSIVE_LEVEL)
+NTSTATUS
+LkdhSlotAllocate(
+    _In_ DEVICE_CONTEXT* Context,
+    _In_ ULONG SlotId,
+    _In_ ULONG PoolType,
+    _In_ ULONG Size,
+    _In_reads_bytes_(PatternLength) const UCHAR* Pattern,
+    _In_ ULONG PatternLength,
+    _Out_ VOID** Address
+    );
+
+_IRQL_requires_max_(PASSIVE_LEVEL)
+NTSTATUS
+LkdhSlotFree(
+    _In_ DEVICE_CONTEXT* Context,
+    _In_ ULONG SlotId,
+    _Out_ VOID** Address
+    );
+
+_IRQL_requires_max_(PASSIVE_LEVEL)
+NTSTATUS
+LkdhSliceResolve(
+    _In_ DEVICE_CONTEXT* Context,
+    _In_ const LKDH_BUFFER_SLICE* Slice,
+    _Out_ VOID** Address
+    );
+
+_IRQL_requires_max_(PASSIVE_LEVEL)
+VOID
+LkdhSlotsFreeAll(
+    _In_ DEVICE_CONTEXT* Context
+    );
