@@ -65,7 +65,7 @@ def test_unknown_key_on_a_step_and_at_the_top(tmp_path: Path) -> None:
     assert step_error.message.startswith(
         "steps[0].irqll: unknown key 'irqll' in a reboot step (did you mean 'irql'?)"
     )
-    assert "allowed keys: title, irql, expect, reboot" in step_error.message
+    assert "allowed keys: title, irql, repeat, expect, reboot" in step_error.message
     assert at(top_error) == (5, 1)
     assert top_error.message.startswith("tagz: unknown key 'tagz' in the scenario (did you mean 'tags'?)")
 
@@ -322,7 +322,9 @@ def test_expect_dump_on_a_store_step(tmp_path: Path) -> None:
     )
     error = only_problem(path)
     assert at(error) == (6, 7)
-    assert error.message == "steps[1].expect.dump: `dump` applies to create and ioctl_create steps only; this is a store step"
+    assert error.message == (
+        "steps[1].expect.dump: `dump` applies to create and ioctl_create steps only; this is a store step"
+    )
 
 
 def test_several_errors_in_one_file_are_all_reported_in_order(tmp_path: Path) -> None:

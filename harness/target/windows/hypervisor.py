@@ -1,0 +1,196 @@
+"""Resetting the test machine: a hypervisor reverts it to a clean snapshot (STYLE.md: one capability,
+its implementations side by side).
+
+A scenario that bugchecks the VM, or leaves Driver Verifier state behind, must not leak into the next
+one; `Target.prepare()` asks the hypervisor to revert. Three kinds:
+- `HyperVHost`: the restore-checkpoint PowerShell script, run over WinRM on the Hyper-V host (the
+  script and its parameters travel on stdin, so names never become command-line text);
+- `LibvirtHost`: `virsh -c URI snapshot-revert DOMAIN SNAPSHOT --running` over SSH on the libvirt host,
+  then `virsh domstate` until the domain runs. The argv goes to the session as a list and the POSIX
+  SSH session quotes it (shlex.join); the names were also checked against narrow patterns in config.py;
+- `NoHypervisor`: nothing can be reverted, and saying so clearly beats a scenario failing later
+  for a reason nobody can see.
+
+`check()` proves the hypervisor is reachable and knows the machine without changing anything; it is
+what `lkdh target check` runs. Sessions are opened per call and closed after it: a revert is rare, and
+a connection held between scenarios would only go stale.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from contextlib import closing
+from typing import Protocol
+
+from harness.target.base import TargetError
+from harness.target.windows import powershell
+from harness.target.windows.config import (
+    HypervisorSettings,
+    HyperVSettings,
+    LibvirtSettings,
+    NoHypervisorSettings,
+    SshSettings,
+    WinRMSettings,
+)
+from harness.target.windows.session import CommandResult, RemoteSession
+
+STDERR_SHOWN = 500
+"""Characters of a failed command's stderr kept in the error: enough for virsh's one-line reason."""
+
+
+class HypervisorError(TargetError):
+    """The hypervisor could not reset (or could not be asked about) the machine."""
+
+
+class Hypervisor(Protocol):
+    """Resets the test machine to a known-clean state."""
+
+    def describe(self) -> str:
+        """What would be reverted, and where, in one line (no network access)."""
+        ...
+
+    def check(self) -> str:
+        """Reach the hypervisor and confirm it knows the machine; change nothing. Raises on failure."""
+        ...
+
+    def revert(self) -> None:
+        """Return the machine to its clean snapshot and leave it running."""
+        ...
+
+
+class SessionOpener(Protocol):
+    """Opens sessions from config settings; `lkdh target check` and the Windows target share one."""
+
+    def winrm(self, host: str, settings: WinRMSettings) -> RemoteSession: ...
+
+    def ssh(self, host: str, settings: SshSettings, *, posix: bool = False) -> RemoteSession:
+        """`posix`: the far end is a POSIX shell (the libvirt host), not Windows OpenSSH (the VM)."""
+        ...
+
+
+def hypervisor_from_config(settings: HypervisorSettings, sessions: SessionOpener) -> Hypervisor:
+    """The hypervisor a config names, opening its sessions through `sessions`."""
+    if isinstance(settings, HyperVSettings):
+        return HyperVHost(settings, lambda: sessions.winrm(settings.host, settings.winrm))
+    if isinstance(settings, LibvirtSettings):
+        return LibvirtHost(settings, lambda: sessions.ssh(settings.ssh.host, settings.ssh, posix=True))
+    assert isinstance(settings, NoHypervisorSettings)
+    return NoHypervisor()
+
+
+class HyperVHost:
+    """Restores a Hyper-V checkpoint through WinRM to the Hyper-V host (not to the VM)."""
+
+    def __init__(self, settings: HyperVSettings, open_session: Callable[[], RemoteSession]) -> None:
+        self.settings = settings
+        self._open_session = open_session
+
+    def describe(self) -> str:
+        s = self.settings
+        return f"Hyper-V on {s.host}: VM '{s.vm_name}', checkpoint '{s.checkpoint}'"
+
+    def check(self) -> str:
+        with closing(self._open_session()) as session:
+            info = _run_script(session, "host-info", {}, self.settings.timeout)
+        if not info.get("hyperv_module"):
+            raise HypervisorError(
+                f"{self.settings.host} has no Hyper-V PowerShell module (is it a Hyper-V host?)"
+            )
+        return f"{self.describe()}; host {info.get('computer_name')} reachable as {info.get('user')}"
+
+    def revert(self) -> None:
+        params = {
+            "vm_name": self.settings.vm_name,
+            "checkpoint_name": self.settings.checkpoint,
+            "start": True,
+        }
+        with closing(self._open_session()) as session:
+            answer = _run_script(session, "restore-checkpoint", params, self.settings.timeout)
+        if answer.get("state") != "Running":
+            raise HypervisorError(
+                f"VM '{self.settings.vm_name}' is {answer.get('state')!r}, not Running,"
+                f" after restoring checkpoint '{self.settings.checkpoint}'"
+            )
+
+
+def _run_script(
+    session: RemoteSession, name: str, params: dict[str, powershell.JsonValue], timeout: float
+) -> dict:
+    invocation = powershell.invocation(name, params)
+    result = session.run(invocation.argv, stdin=invocation.stdin, timeout=timeout)
+    return powershell.parse_result(result, name, host=session.host)
+
+
+class LibvirtHost:
+    """Reverts a libvirt domain snapshot with `virsh` over SSH on the libvirt host."""
+
+    def __init__(
+        self,
+        settings: LibvirtSettings,
+        open_session: Callable[[], RemoteSession],
+        *,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self.settings = settings
+        self._open_session = open_session
+        self.poll_interval = poll_interval
+
+    def describe(self) -> str:
+        s = self.settings
+        return f"libvirt {s.uri} on {s.ssh.host}: domain '{s.domain}', snapshot '{s.snapshot}'"
+
+    def check(self) -> str:
+        s = self.settings
+        deadline = time.monotonic() + s.timeout
+        with closing(self._open_session()) as session:
+            state = self._domstate(session, deadline)
+            self._virsh(session, deadline, "snapshot-info", s.domain, s.snapshot)
+        return f"{self.describe()}; domain is {state}, snapshot exists"
+
+    def revert(self) -> None:
+        s = self.settings
+        deadline = time.monotonic() + s.timeout
+        with closing(self._open_session()) as session:
+            self._virsh(session, deadline, "snapshot-revert", s.domain, s.snapshot, "--running")
+            state = self._domstate(session, deadline)
+            while state != "running":
+                if time.monotonic() + self.poll_interval > deadline:
+                    raise HypervisorError(
+                        f"domain '{s.domain}' is {state!r}, not running, {s.timeout:g} s after"
+                        f" reverting to snapshot '{s.snapshot}'"
+                    )
+                time.sleep(self.poll_interval)
+                state = self._domstate(session, deadline)
+
+    def _domstate(self, session: RemoteSession, deadline: float) -> str:
+        result = self._virsh(session, deadline, "domstate", self.settings.domain)
+        return result.stdout.decode("utf-8", "replace").strip()
+
+    def _virsh(self, session: RemoteSession, deadline: float, *args: str) -> CommandResult:
+        argv: Sequence[str] = ["virsh", "-c", self.settings.uri, *args]
+        remaining = max(deadline - time.monotonic(), 0.1)
+        result = session.run(argv, timeout=remaining)
+        if not result.ok:
+            stderr = result.stderr.decode("utf-8", "replace").strip()[-STDERR_SHOWN:]
+            raise HypervisorError(
+                f"virsh {args[0]} on {self.settings.ssh.host} failed (exit {result.exit_code}): "
+                f"{stderr or 'no error text'}"
+            )
+        return result
+
+
+class NoHypervisor:
+    """No hypervisor configured: the machine is used as it is and cannot be reset."""
+
+    def describe(self) -> str:
+        return "no hypervisor: the machine cannot be reset to a clean state"
+
+    def check(self) -> str:
+        return self.describe()
+
+    def revert(self) -> None:
+        raise HypervisorError(
+            "cannot reset the machine: the target config has no hypervisor (hypervisor: {kind: none});"
+            " configure kind: hyperv or kind: libvirt with a clean checkpoint/snapshot to revert to"
+        )
