@@ -27,7 +27,7 @@ from harness.scenario import (
 )
 from harness.target.base import TargetError
 from harness.target.sim import DEFAULT_PROFILE, PROFILES
-from harness.targets import TARGET_NAMES, build_target
+from harness.targets import TARGET_NAMES, TargetFactory
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_TARGET = 0, 1, 2, 3
 
@@ -46,7 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("paths", nargs="+", type=Path, help="scenario files or folders")
     run.add_argument("--target", choices=TARGET_NAMES, default="sim")
     run.add_argument("--target-config", type=Path, default=None)
-    run.add_argument("--sim-profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE)
+    run.add_argument(
+        "--sim-profile",
+        choices=sorted(PROFILES),
+        default=None,
+        help=f"simulated DMF behaviour (default: the kind: sim config's, else {DEFAULT_PROFILE})",
+    )
     run.add_argument("--out", type=Path, default=Path("lkdh-out"), help="where dumps and the run record go")
     run.add_argument("-v", "--verbose", action="store_true", help="print each step as it finishes")
     run.set_defaults(handler=_run)
@@ -57,6 +62,14 @@ def _parser() -> argparse.ArgumentParser:
 
     schema = commands.add_parser("schema", help="print the JSON Schema of a scenario document")
     schema.set_defaults(handler=_schema)
+
+    target = commands.add_parser("target", help="work with a target config")
+    target_commands = target.add_subparsers(dest="target_command", required=True)
+    target_check = target_commands.add_parser(
+        "check", help="connect to the machine a config names and report each stage (changes nothing)"
+    )
+    target_check.add_argument("config", type=Path)
+    target_check.set_defaults(handler=_target_check)
 
     inspect = commands.add_parser("inspect", help="summarise a kernel or user-mode dump file")
     inspect.add_argument("file", type=Path)
@@ -73,19 +86,19 @@ def _run(args: argparse.Namespace) -> int:
         print(errors, file=sys.stderr)
         return EXIT_BAD_INPUT
     records = []
-    for loaded in scenarios:
-        output = args.out / loaded.scenario.name / args.target
-        try:
-            target = build_target(
-                args.target, output, sim_profile=args.sim_profile, target_config=args.target_config
-            )
-        except TargetError as error:
-            print(f"lkdh: {error}", file=sys.stderr)
-            return EXIT_TARGET
-        with target:
-            records.append(
-                run_scenario(loaded, target, [TerminalProgress(verbose=args.verbose), RunLog(output)])
-            )
+    factory = TargetFactory(sim_profile=args.sim_profile, target_config=args.target_config)
+    try:
+        for loaded in scenarios:
+            output = args.out / loaded.scenario.name / args.target
+            with factory.target(args.target, output) as target:
+                records.append(
+                    run_scenario(loaded, target, [TerminalProgress(verbose=args.verbose), RunLog(output)])
+                )
+    except TargetError as error:
+        print(f"lkdh: {error}", file=sys.stderr)
+        return EXIT_TARGET
+    finally:
+        factory.close()
     print(result_table(records))
     print()
     for record in records:
@@ -102,6 +115,22 @@ def _check(args: argparse.Namespace) -> int:
     report = check_paths(args.paths)
     print(format_check_report(report))
     return EXIT_BAD_INPUT if report.errors else EXIT_OK
+
+
+def _target_check(args: argparse.Namespace) -> int:
+    """Each connection stage with its verdict; exit 0 when all passed, 3 when one failed, 2 for a
+    config that does not validate."""
+    from harness.target.windows.stage_check import check_target, format_stage_report
+    from harness.target_config import load_target_config
+
+    try:
+        config = load_target_config(args.config)
+    except ScenarioErrors as errors:
+        print(errors, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    results = check_target(config)
+    print(format_stage_report(results))
+    return EXIT_OK if all(result.ok for result in results) else EXIT_TARGET
 
 
 def _schema(args: argparse.Namespace) -> int:

@@ -25,9 +25,10 @@ from harness.runner import run_scenario as run_loaded_scenario
 from harness.scenario import LoadedScenario, ScenarioErrors, load_scenario_file
 from harness.target.base import Target, TargetError
 from harness.target.sim import DEFAULT_PROFILE, PROFILES
-from harness.targets import TARGET_NAMES, build_target
+from harness.targets import TARGET_NAMES, TargetFactory
 
 RECORDS_KEY = pytest.StashKey[list[RunRecord]]()
+FACTORY_KEY = pytest.StashKey[TargetFactory]()
 
 
 class ScenarioFailed(AssertionError):
@@ -49,7 +50,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--sim-profile",
         choices=sorted(PROFILES),
-        default=DEFAULT_PROFILE,
+        default=None,
         help=f"simulated DMF behaviour (default {DEFAULT_PROFILE}: as shipped, defects included)",
     )
     group.addoption(
@@ -60,6 +61,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[RECORDS_KEY] = []
+    config.stash[FACTORY_KEY] = TargetFactory(
+        sim_profile=config.option.sim_profile, target_config=config.option.target_config
+    )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    factory = config.stash.get(FACTORY_KEY, None)
+    if factory is not None:
+        factory.close()
+
+
+def _factory(config: pytest.Config) -> TargetFactory:
+    """The run's one factory: a Windows VM is connected and provisioned once per pytest process."""
+    return config.stash[FACTORY_KEY]
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -111,7 +126,7 @@ class ScenarioItem(pytest.Item):
         # fold into one Allure test case and the skipped VM result hides the simulator's.
         allure.dynamic.parameter("target", self.target_name)
         if self.target_name == "sim":
-            allure.dynamic.parameter("sim_profile", self.config.option.sim_profile)
+            allure.dynamic.parameter("sim_profile", _factory(self.config).sim_settings().profile)
         reason = _skip_reason(self.config, self.target_name, self.loaded)
         if reason:
             pytest.skip(reason)
@@ -121,10 +136,7 @@ class ScenarioItem(pytest.Item):
         output = options.lkdh_out / _safe(self.loaded.scenario.name) / self.target_name
         if output.exists():
             shutil.rmtree(output)
-        target = build_target(
-            self.target_name, output, sim_profile=options.sim_profile, target_config=options.target_config
-        )
-        with target:
+        with _factory(self.config).target(self.target_name, output) as target:
             record = run_loaded_scenario(self.loaded, target, [AllureSteps(), RunLog(output)])
         self.config.stash[RECORDS_KEY].append(record)
         self.user_properties.append(("lkdh_outcome", record.outcome))
@@ -143,8 +155,10 @@ def _skip_reason(config: pytest.Config, target: str, loaded: LoadedScenario) -> 
     chosen = config.option.target
     if chosen is not None and chosen != target:
         return f"--target {chosen} selected"
-    if target == "vm" and config.option.target_config is None:
-        return "no Windows VM configured: pass --target-config vm/my-vm.yaml to run hardware items"
+    if target == "vm":
+        vm_reason = _factory(config).vm_skip_reason()
+        if vm_reason is not None:
+            return vm_reason
     if target == "sim" and loaded.scenario.hardware_only:
         return "hardware_only scenario: the simulator cannot say anything about it"
     return None
@@ -184,7 +198,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             Path(allure_dir),
             {
                 "targets": ",".join(targets),
-                "sim_profile": options.sim_profile,
+                "sim_profile": _factory(session.config).sim_settings().profile,
                 "target_config": str(options.target_config or "none"),
             },
         )
@@ -197,12 +211,8 @@ def _safe(name: str) -> str:
 @pytest.fixture
 def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
     """A prepared target for Python tests: the one `--target` names (default: the simulator)."""
-    options = request.config.option
-    name = options.target or "sim"
-    machine = build_target(
-        name, tmp_path / name, sim_profile=options.sim_profile, target_config=options.target_config
-    )
-    with machine:
+    name = request.config.option.target or "sim"
+    with _factory(request.config).target(name, tmp_path / name) as machine:
         machine.prepare()
         yield machine
 

@@ -115,3 +115,53 @@ def test_vm_target_without_windows_support_exits_3_with_reason(tmp_path: Path) -
     result = lkdh("run", str(REPO_ROOT / "scenarios" / "store_then_create.yaml"), "--target", "vm")
     assert result.returncode == 3
     assert "--target-config" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_sim_target_config_selects_the_profile_and_an_explicit_flag_wins(tmp_path: Path) -> None:
+    config = tmp_path / "sim.yaml"
+    config.write_text("kind: sim\nprofile: contract\nverifier: true\n")
+    scenarios = str(REPO_ROOT / "scenarios" / "remove_then_create.yaml")
+    from_config = lkdh("run", scenarios, "--out", str(tmp_path / "a"), "--target-config", str(config))
+    assert from_config.returncode == 0, from_config.stdout + from_config.stderr
+    assert "sim/contract" in from_config.stdout and "XFAIL" not in from_config.stdout
+    flag = lkdh(
+        "run",
+        scenarios,
+        "--out",
+        str(tmp_path / "b"),
+        "--target-config",
+        str(config),
+        "--sim-profile",
+        "dmf-bfac434",
+    )
+    assert "XFAIL" in flag.stdout and "sim/dmf-bfac434" in flag.stdout
+
+
+def test_bad_sim_target_config_names_file_line_col(tmp_path: Path) -> None:
+    config = tmp_path / "sim.yaml"
+    config.write_text("kind: sim\nprofil: contract\n")
+    result = lkdh("run", str(REPO_ROOT / "scenarios"), "--out", str(tmp_path), "--target-config", str(config))
+    assert result.returncode == 3
+    assert f"{config}:2:1:" in result.stderr and "profile" in result.stderr
+
+
+def test_target_check_reports_each_stage_and_exit_code(tmp_path: Path, monkeypatch) -> None:
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (tmp_path / "lkdctl.exe").write_bytes(b"MZ")
+    config = tmp_path / "vm.yaml"
+    config.write_text(
+        "name: lab\nhost: unreachable-lab.invalid\n"
+        "winrm: {username: admin, password: {env: LKDH_TEST_WINRM_PASSWORD}}\n"
+        "driver: {package: pkg, hardware_id: 'Root\\LkdhTestDriver', lkdctl: lkdctl.exe}\n"
+    )
+    monkeypatch.setenv("LKDH_TEST_WINRM_PASSWORD", "s3cret-never-printed")
+    result = lkdh("target", "check", str(config))
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "resolve" in result.stdout and "unreachable-lab.invalid" in result.stdout
+    assert "not run" in result.stdout
+    assert "s3cret-never-printed" not in result.stdout + result.stderr
+    config.write_text("name: lab\nhost: h\nwinrm: {username: a, password: hunter2}\n")
+    invalid = lkdh("target", "check", str(config))
+    assert invalid.returncode == 2
+    assert f"{config}:3:" in invalid.stderr and "hunter2" not in invalid.stderr

@@ -38,6 +38,7 @@ CMD_EXE_LIMIT = 8191
 
 EXPECTED_SCRIPTS = {
     "boot-time",
+    "restart-computer",
     "list-dumps",
     "file-hash",
     "read-chunk",

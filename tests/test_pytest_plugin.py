@@ -135,3 +135,10 @@ def test_parallel_workers_keep_one_run_record_each(suite: pytest.Pytester) -> No
     assert records, "each xdist worker writes run-record-<worker>.json"
     scenarios = [s["scenario"] for r in records for s in json.loads(r.read_text())["scenarios"]]
     assert sorted(scenarios) == ["defect", "fails", "passes"]
+
+
+def test_sim_target_config_runs_sim_items_with_its_profile_and_skips_vm(suite: pytest.Pytester) -> None:
+    (suite.path / "sim.yaml").write_text("kind: sim\nprofile: contract\n")
+    result = suite.runpytest("scenarios/defect.yaml", "-rs", "--target-config", "sim.yaml")
+    result.assert_outcomes(passed=1, skipped=1)  # the defect does not reproduce on contract: it passes
+    assert "describes the simulator (kind: sim), not a Windows VM" in result.stdout.str()

@@ -1,5 +1,5 @@
 param($P)
-# lkdh-params: exe_path! arguments run_as_user password timeout_seconds
+# lkdh-params: exe_path! arguments input_base64 run_as_user password timeout_seconds
 # Runs lkdctl.exe (one IOCTL per call, driver/) and returns its exit code, stdout (JSON by lkdctl's
 # contract; the harness parses it) and stderr. The arguments arrive as a JSON array and go to the
 # program as an array (& $exe @arguments): no command line is ever built from them. Windows
@@ -25,6 +25,12 @@ foreach ($argument in @($P.arguments)) {
 if (-not [IO.Path]::IsPathRooted($exePath) -or -not (Test-Path -LiteralPath $exePath -PathType Leaf)) {
     throw "run-lkdctl: no program at '$exePath' (an absolute path is required)"
 }
+# The IOCTL input (and the user data lkdctl places in its memory) arrives as data: it is written to
+# a file only this run reads and passed as `--in-file <path>`, never on a command line.
+$inputBytes = $null
+if ($null -ne $P.input_base64) {
+    $inputBytes = [Convert]::FromBase64String([string]$P.input_base64)
+}
 $timeout = 120
 if ($null -ne $P.timeout_seconds) {
     $timeout = [int]$P.timeout_seconds
@@ -38,10 +44,22 @@ function Split-LkdhOutput {
 }
 
 if (-not $P.run_as_user) {
-    $ErrorActionPreference = 'Continue'
-    $merged = @(& $exePath @arguments 2>&1)
-    $exitCode = $LASTEXITCODE
-    $ErrorActionPreference = 'Stop'
+    $inputFile = $null
+    try {
+        if ($null -ne $inputBytes) {
+            $inputFile = [IO.Path]::GetTempFileName()
+            [IO.File]::WriteAllBytes($inputFile, $inputBytes)
+            $arguments += @('--in-file', $inputFile)
+        }
+        $ErrorActionPreference = 'Continue'
+        $merged = @(& $exePath @arguments 2>&1)
+        $exitCode = $LASTEXITCODE
+        $ErrorActionPreference = 'Stop'
+    } finally {
+        if ($inputFile) {
+            Remove-Item -LiteralPath $inputFile -Force -ErrorAction SilentlyContinue
+        }
+    }
     $streams = Split-LkdhOutput $merged
     return [ordered]@{ exit_code = $exitCode; stdout = $streams[0]; stderr = $streams[1]; user = [Environment]::UserName }
 }
@@ -88,6 +106,11 @@ try {
     Set-Acl -LiteralPath $jobFolder -AclObject $acl
     $runnerPath = Join-Path $jobFolder 'runner.ps1'
     [IO.File]::WriteAllText($runnerPath, $runner, $utf8)
+    if ($null -ne $inputBytes) {
+        $jobInput = Join-Path $jobFolder 'input.bin'
+        [IO.File]::WriteAllBytes($jobInput, $inputBytes)
+        $arguments += @('--in-file', $jobInput)
+    }
     $jobJson = ConvertTo-Json -InputObject ([ordered]@{ exe_path = $exePath; arguments = @($arguments) }) -Compress
     [IO.File]::WriteAllText((Join-Path $jobFolder 'job.json'), $jobJson, $utf8)
 

@@ -1,0 +1,389 @@
+"""The real Windows VM as a Target: the same operations as the simulator, carried out by the test
+driver through lkdctl.exe, with crashes detected by reboot and the dumps pulled back hash-verified.
+
+Each operation becomes one IOCTL: the harness packs the bytes (protocol.py), the `run-lkdctl`
+PowerShell template runs lkdctl.exe with the bytes as data, and the reply's DMF status is the step's
+status. A command that dies with the connection may mean the machine bugchecked: the boot time
+decides. If it changed, the new crash dump is pulled, its header gives the bugcheck, and the
+operation's result carries a Crash; if it did not, the transport failed and that is a TargetError.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path, PureWindowsPath
+from typing import Any
+
+from harness.dump import DumpFormatError, open_dump
+from harness.target.base import Target, TargetError
+from harness.target.lkd_ioctl import IOCTL_LIVEKERNELDUMP_CREATE
+from harness.target.ops import (
+    Alloc,
+    BufferRef,
+    CollectedDump,
+    Crash,
+    Create,
+    DriverInfo,
+    Free,
+    IoctlCreate,
+    Op,
+    OpResult,
+    QueryDmfDataSize,
+    Reboot,
+    Remove,
+    SecondaryData,
+    Store,
+    StoreCollection,
+    UserBuffer,
+    Wait,
+)
+from harness.target.status import STATUS_NOT_FOUND, STATUS_SUCCESS
+from harness.target.windows import protocol
+from harness.target.windows.config import TargetConfig
+from harness.target.windows.guest import Guest
+from harness.target.windows.hypervisor import Hypervisor, SessionOpener, hypervisor_from_config
+from harness.target.windows.provision import lkdctl_guest_path, provision, restart
+from harness.target.windows.session import SessionError
+
+log = logging.getLogger(__name__)
+
+LKDCTL_SECONDS = 60.0
+"""Deadline of one IOCTL round trip; a hang past it is treated like a lost connection."""
+
+
+class WindowsMachine(Target):
+    """A real Windows VM with the test driver, reached over WinRM (and SFTP)."""
+
+    name = "vm"
+
+    def __init__(
+        self,
+        output_dir: Path,
+        config: TargetConfig,
+        sessions: SessionOpener,
+        *,
+        guest: Guest | None = None,
+        hypervisor: Hypervisor | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(output_dir)
+        self.config = config
+        self.guest = guest or Guest(config, sessions)
+        self.hypervisor = hypervisor or hypervisor_from_config(config.hypervisor, sessions)
+        self._sleep, self._clock = sleep, clock
+        self._slots: dict[str, int] = {}
+        self._addresses: dict[str, int] = {}
+        self._pending: list[CollectedDump] = []
+        self._next_slot = 1
+        self._known_dumps: set[str] = set()
+        self._last_create: float | None = None
+        self._boot: float | None = None
+        self._prepared = False
+
+    # -- Target -------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Revert to the checkpoint (or, without a hypervisor, reboot after the first scenario so no
+        driver state carries over), make sure the driver runs, and note the dumps already there."""
+        self._honour_report_spacing()
+        if self.config.hypervisor.kind != "none":
+            self.hypervisor.revert()
+            self.guest.close()
+            self._boot = self.guest.wait_for_new_boot(previous_boot=-1.0)
+        elif self._prepared:
+            self._boot = restart(self.guest)
+        report = provision(self.guest, self.config)
+        for action in report.actions:
+            log.info("%s: %s", self.config.name, action)
+        self._boot = self.guest.boot_time()
+        self._forget_boot()
+        self._known_dumps = {dump["path"] for dump in self._list_dumps()}
+        self._prepared = True
+
+    def execute(self, op: Op) -> OpResult:
+        match op:
+            case Wait(seconds):
+                self._sleep(seconds)
+                return OpResult(STATUS_SUCCESS)
+            case Reboot():
+                self._boot = restart(self.guest)
+                self._forget_boot()
+                return OpResult(STATUS_SUCCESS)
+        try:
+            return self._driver_op(op)
+        except SessionError as error:
+            return self._after_lost_command(error)
+
+    def collect_dumps(self) -> list[CollectedDump]:
+        """Pull every dump written since the last call; each copy is proven by the guest's SHA-256.
+        Nothing on the guest is deleted: the known-set keeps a dump from being collected twice."""
+        collected, self._pending = self._pending, []
+        fresh = [d for d in self._list_dumps() if d["path"] not in self._known_dumps]
+        if not fresh:
+            return collected
+        hashes = self.guest.file_hashes([d["path"] for d in fresh])
+        for dump in fresh:
+            sha256 = hashes[dump["path"]]["sha256"]
+            relative = PureWindowsPath(dump["relative_name"])
+            local = self.output_dir / "dumps" / Path(*relative.parts)
+            self.guest.download(dump["path"], local, size=int(dump["size"]), sha256=sha256)
+            collected.append(CollectedDump(local, dump["kind"], sha256, str(relative.as_posix())))
+            self._known_dumps.add(dump["path"])
+        return collected
+
+    def driver_info(self) -> DriverInfo:
+        reply = self._control(protocol.pack_info(), info=True)
+        assert isinstance(reply, protocol.InfoReply)
+        features = {"test-driver", "admin", "live-dump", "ioctl"}
+        if reply.verifier:
+            features.add("verifier")
+        if self.config.non_admin_user is not None:
+            features.add("non-admin-user")
+        return DriverInfo(
+            collection_handle=reply.dmf_collection,
+            report_type=reply.report_type,
+            secondary_data_guid=reply.secondary_data_guid,
+            known_defects=frozenset(),
+            features=frozenset(features),
+            facts={
+                "machine": self.config.name,
+                "driver_version": ".".join(str(part) for part in reply.driver_version),
+                "dmf_commit": reply.dmf_commit,
+                "verifier": "on" if reply.verifier else "off",
+            },
+        )
+
+    def close(self) -> None:
+        self.guest.close()
+
+    # -- operations ---------------------------------------------------------------------------
+    def _driver_op(self, op: Op) -> OpResult:
+        match op:
+            case Alloc(name, size, pattern, pool):
+                slot = self._slots.setdefault(name, self._take_slot())
+                reply = self._reply(protocol.pack_alloc(slot, size, pattern, pool))
+                self._addresses[name] = reply.value
+                return OpResult(reply.dmf_status, address=reply.value)
+            case Free(name):
+                if name not in self._slots:
+                    return OpResult(STATUS_NOT_FOUND, detail=f"no buffer named {name!r} on this boot")
+                reply = self._reply(protocol.pack_free(self._slots.pop(name)))
+                return OpResult(reply.dmf_status)
+            case Store(buffer, length, offset, irql) | Remove(buffer, length, offset, irql):
+                piece = self._slice(buffer, length, offset)
+                if piece is None:
+                    return _not_found(buffer)
+                pack = protocol.pack_store if isinstance(op, Store) else protocol.pack_remove
+                return OpResult(self._reply(pack(piece, irql)).dmf_status)
+            case StoreCollection(value, irql):
+                return OpResult(self._reply(protocol.pack_store_collection(value, irql)).dmf_status)
+            case QueryDmfDataSize():
+                reply = self._reply(protocol.pack_query_dmf_data_size())
+                return OpResult(reply.dmf_status, value=reply.value)
+            case Create():
+                return self._create(op)
+            case IoctlCreate():
+                return self._ioctl_create(op)
+        raise TypeError(f"the Windows target does not know operation {op!r}")
+
+    def _create(self, op: Create) -> OpResult:
+        structures = []
+        for structure in op.client_structures:
+            piece = self._slice(structure.buffer, structure.length, structure.offset)
+            if piece is None:
+                return _not_found(structure.buffer)
+            structures.append(piece)
+        secondary = None
+        if op.secondary_data is not None:
+            secondary = self._slice(
+                op.secondary_data.buffer, op.secondary_data.length, op.secondary_data.offset
+            )
+            if secondary is None:
+                return _not_found(op.secondary_data.buffer)
+        request = protocol.pack_create(
+            op.bugcheck_code, op.parameter, op.exclude_dmf_data, tuple(structures), secondary, op.irql
+        )
+        status = self._reply(request).dmf_status
+        self._last_create = self._clock()
+        return OpResult(status)
+
+    def _ioctl_create(self, op: IoctlCreate) -> OpResult:
+        """The module's own IOCTL, sent by lkdctl as an application would (F23-F27)."""
+        if op.raw is not None:
+            data: bytes | protocol.UserMemoryInput = op.raw
+        else:
+            structures = []
+            for structure in op.client_structures:
+                address = self._address_of(structure.buffer, structure.offset)
+                if address is None:
+                    return _not_found(structure.buffer)
+                structures.append((address, structure.length))
+            secondary: bytes | tuple[int, int] | None = None
+            match op.secondary_data:
+                case UserBuffer(bytes_):
+                    secondary = bytes_
+                case SecondaryData(buffer, length, offset):
+                    address = self._address_of(buffer, offset)
+                    if address is None:
+                        return _not_found(buffer)
+                    secondary = (address, length)
+            data = _with_overrides(
+                protocol.livekerneldump_create_in_user_memory(
+                    op.bugcheck_code, op.parameter, op.exclude_dmf_data, structures, secondary
+                ),
+                op,
+            )
+        call = protocol.lkdctl_call(
+            lkdctl_guest_path(self.config),
+            IOCTL_LIVEKERNELDUMP_CREATE,
+            data,
+            guid=protocol.MODULE_INTERFACE_GUID,
+            read_only=not op.write_access,
+        )
+        reply = self._run_lkdctl(call, as_user=not op.elevated)
+        self._last_create = self._clock()
+        return OpResult(reply.ntstatus)
+
+    # -- lkdctl ---------------------------------------------------------------------------------
+    def _reply(self, request: protocol.ControlRequest) -> protocol.ControlReply:
+        reply = self._control(request)
+        assert isinstance(reply, protocol.ControlReply)
+        return reply
+
+    def _control(self, request: protocol.ControlRequest, *, info: bool = False) -> Any:
+        call = protocol.control_call(lkdctl_guest_path(self.config), request)
+        reply = self._run_lkdctl(call)
+        if info:
+            return protocol.info_reply(reply)
+        return protocol.control_reply(request.operation, reply)
+
+    def _run_lkdctl(self, call: protocol.LkdctlCall, *, as_user: bool = False) -> protocol.LkdctlReply:
+        arguments = _without_stdin_input(call.argv[1:])
+        params: dict[str, Any] = {
+            "exe_path": call.argv[0],
+            "arguments": arguments,
+            "input_base64": base64.b64encode(call.stdin).decode(),
+            "timeout_seconds": int(LKDCTL_SECONDS),
+        }
+        if as_user:
+            user = self.config.non_admin_user
+            if user is None:
+                raise TargetError("a standard-user IOCTL needs `non_admin_user` in the target config")
+            params["run_as_user"] = user.username
+            params["password"] = user.password.resolve().get_secret_value()
+        result = self.guest.script("run-lkdctl", params, timeout=LKDCTL_SECONDS + 30)
+        return protocol.parse_lkdctl_output(result["stdout"], result["exit_code"])
+
+    # -- crashes, reboots, dumps ------------------------------------------------------------------
+    def _after_lost_command(self, error: SessionError) -> OpResult:
+        """The command died with its connection: a bugcheck if the machine rebooted, else a TargetError."""
+        if self._boot is None:
+            raise error
+        try:
+            self._boot = self.guest.wait_for_new_boot(self._boot)
+        except SessionError:
+            raise TargetError(f"the machine stopped answering and did not come back: {error}") from error
+        self._forget_boot()
+        crash_dumps = [d for d in self.collect_dumps() if d.kind == "crash"]
+        if not crash_dumps:
+            raise TargetError(
+                "the machine rebooted during an operation but wrote no crash dump "
+                f"(check CrashControl): {error}"
+            )
+        newest = crash_dumps[-1]
+        try:
+            with open_dump(newest.path) as dump:
+                header = dump.header
+                code = header.bugcheck_code or 0
+                p1, p2, p3, p4 = header.bugcheck_parameters
+        except DumpFormatError as bad:
+            raise TargetError(f"the machine crashed but its crash dump is unreadable: {bad}") from bad
+        self._pending = crash_dumps  # the runner's next collect_dumps() reports them
+        return OpResult(
+            STATUS_SUCCESS,
+            crash=Crash(
+                code, (p1, p2, p3, p4), f"the machine bugchecked and rebooted ({error.detail})", newest.path
+            ),
+        )
+
+    def _list_dumps(self) -> list[dict[str, Any]]:
+        return list(self.guest.script("list-dumps", {})["dumps"])
+
+    def _forget_boot(self) -> None:
+        self._slots.clear()
+        self._addresses.clear()
+        self._next_slot = 1
+
+    def _honour_report_spacing(self) -> None:
+        """F06: one live report per minute per machine. Scenarios that test the rule create twice in
+        a row on purpose, so spacing is enforced only between scenarios, here."""
+        if self._last_create is None:
+            return
+        wait = self.config.live_dumps.minimum_spacing_seconds - (self._clock() - self._last_create)
+        if wait > 0:
+            log.info(
+                "%s: waiting %.0f s before the next scenario (one live dump per minute)",
+                self.config.name,
+                wait,
+            )
+            self._sleep(wait)
+
+    # -- buffers --------------------------------------------------------------------------------
+    def _take_slot(self) -> int:
+        slot, self._next_slot = self._next_slot, self._next_slot + 1
+        return slot
+
+    def _slice(self, buffer: BufferRef, length: int, offset: int) -> protocol.BufferSlice | None:
+        if isinstance(buffer, int):
+            return protocol.BufferSlice.at_address(buffer, length, offset)
+        slot = self._slots.get(buffer)
+        return None if slot is None else protocol.BufferSlice.in_slot(slot, length, offset)
+
+    def _address_of(self, buffer: BufferRef, offset: int) -> int | None:
+        """A named buffer's kernel address (for IOCTL inputs that pass kernel pointers, F27)."""
+        if isinstance(buffer, int):
+            return buffer + offset
+        address = self._addresses.get(buffer)
+        return None if address is None else address + offset
+
+
+def _without_stdin_input(arguments: tuple[str, ...]) -> list[str]:
+    """lkdctl's argv minus `--in-file -`: run-lkdctl writes the input to a file and names it."""
+    out: list[str] = []
+    skip = False
+    for index, argument in enumerate(arguments):
+        if skip:
+            skip = False
+            continue
+        if argument == "--in-file" and index + 1 < len(arguments) and arguments[index + 1] == "-":
+            skip = True
+            continue
+        out.append(argument)
+    return out
+
+
+def _with_overrides(user: protocol.UserMemoryInput, op: IoctlCreate) -> protocol.UserMemoryInput:
+    """Apply the op's overrides to the packed input; an overridden pointer is no longer patched."""
+    layout = protocol.LIVEKERNELDUMP_CREATE_INPUT
+    values = layout.unpack(user.input)
+    pointers = list(user.pointers)
+    overrides = {
+        "NumberOfClientStructures": op.client_structure_count_override,
+        "ArrayOfClientStructures": op.client_structure_array_override,
+        "SizeOfSecondaryData": op.secondary_size_override,
+        "SecondaryDataBuffer": op.secondary_address_override,
+    }
+    for field_name, value in overrides.items():
+        if value is None:
+            continue
+        values[field_name] = value
+        offset = layout.offset(field_name)
+        pointers = [p for p in pointers if p.input_offset != offset]
+    return protocol.UserMemoryInput(layout.pack(values), user.user_data, tuple(pointers))
+
+
+def _not_found(buffer: BufferRef) -> OpResult:
+    return OpResult(STATUS_NOT_FOUND, detail=f"the driver has no buffer named {buffer!r} on this boot")
