@@ -316,3 +316,11 @@ def test_models_refuse_unknown_keys_and_are_frozen_without_yaml() -> None:
     assert config.driver.package == Path("p")  # no file, no base folder: left relative
     with pytest.raises(ValueError, match="frozen"):
         config.name = "other"  # type: ignore[misc]
+
+
+def test_shipped_example_target_config_validates() -> None:
+    """vm/example-target.yaml is what users copy: it must load as it stands."""
+    example = Path(__file__).resolve().parents[1] / "vm" / "example-target.yaml"
+    config = load_target_config(example)
+    assert config.winrm.tls.mode == "pinned" and config.hypervisor.kind == "libvirt"
+    assert config.non_admin_user is not None
