@@ -55,27 +55,25 @@ def load_target_config(path: Path | str) -> TargetConfig:
     Raises `TargetConfigErrors` with every problem found (the file is fixed in one pass).
     """
     path = Path(path)
+    config = parse_target_config(_read_config_text(path), path)
+    assert isinstance(config, TargetConfig)
+    return config
+
+
+def _read_config_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise TargetConfigErrors([TargetConfigError(path, 1, 1, "no such file")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         message = f"cannot read the file: {type(exc).__name__}"
         raise TargetConfigErrors([TargetConfigError(path, 1, 1, message)]) from None
-    return parse_target_config(text, path)
 
 
 def load_any_target_config(path: Path | str) -> TargetConfig | SimConfig:
     """A Windows VM config, or a simulator config when the file says `kind: sim`."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise TargetConfigErrors([TargetConfigError(path, 1, 1, "no such file")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        message = f"cannot read the file: {type(exc).__name__}"
-        raise TargetConfigErrors([TargetConfigError(path, 1, 1, message)]) from None
-    return parse_target_config(text, path, allow_sim=True)
+    return parse_target_config(_read_config_text(path), path, allow_sim=True)
 
 
 def parse_target_config(text: str, file: Path, *, allow_sim: bool = False) -> TargetConfig | SimConfig:
