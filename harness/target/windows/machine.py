@@ -45,6 +45,7 @@ from harness.target.windows import protocol
 from harness.target.windows.config import TargetConfig
 from harness.target.windows.guest import Guest
 from harness.target.windows.hypervisor import Hypervisor, SessionOpener, hypervisor_from_config
+from harness.target.windows.powershell import ScriptError
 from harness.target.windows.provision import lkdctl_guest_path, provision, restart
 from harness.target.windows.session import SessionError
 
@@ -72,7 +73,7 @@ class WindowsMachine(Target):
     ) -> None:
         super().__init__(output_dir)
         self.config = config
-        self.guest = guest or Guest(config, sessions)
+        self.guest = guest or Guest(config, sessions, sleep=sleep, clock=clock)
         self.hypervisor = hypervisor or hypervisor_from_config(config.hypervisor, sessions)
         self._sleep, self._clock = sleep, clock
         self._slots: dict[str, int] = {}
@@ -114,6 +115,8 @@ class WindowsMachine(Target):
                 return OpResult(STATUS_SUCCESS)
         try:
             return self._driver_op(op)
+        except ScriptError:
+            raise  # the machine answered with an error: nothing was lost, nothing to wait for
         except SessionError as error:
             return self._after_lost_command(error)
 
@@ -170,6 +173,7 @@ class WindowsMachine(Target):
             case Free(name):
                 if name not in self._slots:
                     return OpResult(STATUS_NOT_FOUND, detail=f"no buffer named {name!r} on this boot")
+                self._addresses.pop(name, None)  # a freed name is unknown to every op, IOCTLs too
                 reply = self._reply(protocol.pack_free(self._slots.pop(name)))
                 return OpResult(reply.dmf_status)
             case Store(buffer, length, offset, irql) | Remove(buffer, length, offset, irql):
@@ -284,10 +288,12 @@ class WindowsMachine(Target):
             raise error
         try:
             self._boot = self.guest.wait_for_new_boot(self._boot)
-        except SessionError:
-            raise TargetError(f"the machine stopped answering and did not come back: {error}") from error
+        except SessionError as waited:  # its detail says whether it was down or up on the old boot
+            lost = f"the connection was lost during an operation ({error})"
+            raise TargetError(f"{lost}: {waited.detail}") from error
         self._forget_boot()
-        crash_dumps = [d for d in self.collect_dumps() if d.kind == "crash"]
+        collected = self.collect_dumps()
+        crash_dumps = [d for d in collected if d.kind == "crash"]
         if not crash_dumps:
             raise TargetError(
                 "the machine rebooted during an operation but wrote no crash dump "
@@ -301,7 +307,7 @@ class WindowsMachine(Target):
                 p1, p2, p3, p4 = header.bugcheck_parameters
         except DumpFormatError as bad:
             raise TargetError(f"the machine crashed but its crash dump is unreadable: {bad}") from bad
-        self._pending = crash_dumps  # the runner's next collect_dumps() reports them
+        self._pending = collected  # the runner's next collect_dumps() reports them, live ones too
         return OpResult(
             STATUS_SUCCESS,
             crash=Crash(

@@ -1,0 +1,382 @@
+"""Tests of the Windows target's translation, crash detection and collection logic, run against a
+simulator-backed test double of the VM (tests/windows_double.py: what it cannot prove is said there).
+
+The double answers the PowerShell templates from its own state and hands every IOCTL to a real
+SimulatedMachine, so a WindowsMachine run can be compared with a run on the simulator itself: same
+scenario, same step outcomes, statuses, bugchecks and dumps. Wall time never passes: the machine's
+`sleep` and `clock` are the simulator's virtual clock, and every sleep is recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from windows_double import WindowsDoubleSessions, WindowsVmDouble
+
+from harness.dump import open_dump
+from harness.record import RunRecord
+from harness.report.run_record import write_run_record
+from harness.runner import run_scenario
+from harness.scenario import load_scenarios
+from harness.target.base import TargetError
+from harness.target.irql import Irql
+from harness.target.ops import Alloc, ClientStructure, Create, Free, IoctlCreate, Reboot, Store, Wait
+from harness.target.sim import SimSettings, SimulatedMachine
+from harness.target.status import STATUS_ACCESS_DENIED, STATUS_NOT_FOUND, STATUS_SUCCESS
+from harness.target.windows.guest import BOOT_POLL_SECONDS
+from harness.target.windows.machine import WindowsMachine
+from harness.target.windows.provision import guest_path, lkdctl_guest_path
+from harness.target.windows.session import SessionError
+from harness.target_config import load_target_config
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = load_scenarios(REPO_ROOT / "scenarios")
+ADMIN, ADMIN_PASSWORD = "lkdh-admin", "Adm1n-pw-for-the-double-5c1e"
+USER, USER_PASSWORD = "lkdh-user", "Std-user-pw-for-the-double-93ab"
+HOST = "win-double.test"
+
+CONFIG = """\
+name: win-double
+host: {host}
+winrm:
+  username: {admin}
+  password: {{env: LKDH_DOUBLE_ADMIN_PASSWORD}}
+hypervisor: {{kind: none}}
+driver:
+  package: build/LkdhTestDriver
+{certificate_line}  hardware_id: Root\\LkdhTestDriver
+  service_name: LkdhTestDriver
+  lkdctl: build/lkdctl.exe
+verifier: {{enabled: true, flags: standard}}
+live_dumps: {{report_type: LkdhTestDriver, minimum_spacing_seconds: 60}}
+non_admin_user: {{username: {user}, password: {{env: LKDH_DOUBLE_USER_PASSWORD}}}}
+timeouts: {{command: 30, boot: 60, transfer: 60}}
+"""
+
+
+@dataclass
+class Lab:
+    """A WindowsMachine wired to the double; `sleeps` records every sleep the target asked for."""
+
+    vm: WindowsVmDouble
+    sessions: WindowsDoubleSessions
+    machine: WindowsMachine
+    build: Path
+    sleeps: list[float] = field(default_factory=list)
+
+    def calls_since(self, mark: int) -> list[str]:
+        return [call.name for call in self.vm.calls[mark:]]
+
+
+def _write_build(folder: Path) -> None:
+    """A driver package (the .sys larger than one upload chunk), a certificate and lkdctl.exe."""
+    package = folder / "LkdhTestDriver"
+    package.mkdir(parents=True)
+    (package / "LkdhTestDriver.inf").write_text('[Version]\nSignature="$WINDOWS NT$"\n', encoding="ascii")
+    (package / "LkdhTestDriver.sys").write_bytes(b"MZ" + hashlib.sha256(b"sys").digest() * 10_000)
+    (package / "LkdhTestDriver.cat").write_bytes(b"0\x82catalog")
+    (folder / "LkdhTest.cer").write_bytes(b"0\x82certificate")
+    (folder / "lkdctl.exe").write_bytes(b"MZ lkdctl")
+
+
+def build_lab(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    profile: str = "dmf-bfac434",
+    unreachable: int = 0,
+    certificate: bool = True,
+) -> Lab:
+    monkeypatch.setenv("LKDH_DOUBLE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+    monkeypatch.setenv("LKDH_DOUBLE_USER_PASSWORD", USER_PASSWORD)
+    _write_build(tmp_path / "build")
+    config_file = tmp_path / "win-double.yaml"
+    certificate_line = "  certificate: build/LkdhTest.cer\n" if certificate else ""
+    config_file.write_text(
+        CONFIG.format(host=HOST, admin=ADMIN, user=USER, certificate_line=certificate_line), encoding="utf-8"
+    )
+    config = load_target_config(config_file)
+    sim = SimulatedMachine(tmp_path / "vm", SimSettings(profile=profile, verifier=False))
+    accounts = {ADMIN: ADMIN_PASSWORD, USER: USER_PASSWORD}
+    vm = WindowsVmDouble(
+        sim, host=HOST, accounts=accounts, admin=ADMIN, unreachable_polls_after_boot=unreachable
+    )
+    sessions = WindowsDoubleSessions(vm)
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        sim.now += seconds  # the machine lives on while the harness waits
+
+    machine = WindowsMachine(tmp_path / "out", config, sessions, sleep=sleep, clock=sim.clock)
+    return Lab(vm, sessions, machine, tmp_path / "build", sleeps)
+
+
+@pytest.fixture
+def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Lab:
+    lab = build_lab(tmp_path, monkeypatch)
+    lab.machine.prepare()
+    return lab
+
+
+def test_prepare_provisions_a_fresh_vm_then_only_reboots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lab = build_lab(tmp_path, monkeypatch)
+    lab.machine.prepare()
+
+    config = lab.machine.config
+    for local in [*sorted((lab.build / "LkdhTestDriver").iterdir()), lab.build / "LkdhTest.cer"]:
+        assert lab.vm.file_bytes(guest_path("driver", local.name)) == local.read_bytes(), local.name
+    assert lab.vm.file_bytes(lkdctl_guest_path(config)) == (lab.build / "lkdctl.exe").read_bytes()
+    sys_path = guest_path("driver", "LkdhTestDriver.sys")
+    uploads = [call.params for call in lab.vm.calls if call.name == "upload-chunk"]
+    assert [upload["offset"] for upload in uploads if upload["path"] == sys_path] == [0, 256 * 1024]
+    assert lab.vm.installed_inf == guest_path("driver", "LkdhTestDriver.inf")
+    assert lab.vm.verifier_drivers == ("LkdhTestDriver.sys",)
+    assert lab.vm.trusted_certificates == {
+        hashlib.sha256((lab.build / "LkdhTest.cer").read_bytes()).hexdigest()
+    }
+    assert lab.vm.live_dump_settings_applied == 1
+    assert lab.vm.restarts == 1, "test signing and Verifier take effect after one reboot"
+    assert lab.vm.driver_running
+    info = lab.machine.driver_info()
+    assert {"verifier", "non-admin-user", "test-driver"} <= info.features
+    assert info.collection_handle == lab.vm.sim.framework.collection_handle
+    assert info.report_type == lab.vm.sim.module.report_type  # F05 cuts it on bfac434
+
+    mark, boot = len(lab.vm.calls), lab.vm.boot_unix
+    lab.machine.prepare()
+    again = lab.calls_since(mark)
+    assert "upload-chunk" not in again and "install-driver" not in again, again
+    assert lab.vm.restarts == 2, "without a hypervisor the second prepare reboots for a clean driver state"
+    assert lab.vm.boot_unix != boot
+    assert lab.sessions.opened and set(lab.sessions.opened) == {"winrm"}
+
+
+def test_the_winrm_logon_takes_the_password_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lab = build_lab(tmp_path, monkeypatch)
+    monkeypatch.setenv("LKDH_DOUBLE_ADMIN_PASSWORD", "wrong-admin-pw-17e0")
+    with pytest.raises(SessionError) as caught:
+        lab.machine.prepare()
+    assert caught.value.stage == "auth"
+    assert "wrong-admin-pw-17e0" not in str(caught.value)
+    assert lab.vm.calls == [], "nothing ran on the machine"
+
+
+def test_install_failure_without_a_pending_reboot_is_a_target_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Test signing is already on, so nothing excuses a device that does not start (no certificate)."""
+    lab = build_lab(tmp_path, monkeypatch, certificate=False)
+    lab.vm.test_signing_configured = True
+    lab.vm.verifier_drivers = ("LkdhTestDriver.sys",)
+    lab.vm.sim.execute(Reboot())
+    with pytest.raises(TargetError, match="did not start"):
+        lab.machine.prepare()
+
+
+def _step_facts(record: RunRecord) -> list[tuple[object, ...]]:
+    return [
+        (
+            step.operation,
+            step.outcome,
+            step.status,
+            None if step.crash is None else step.crash.bugcheck_code,
+            sorted(dump.kind for dump in step.dumps),
+        )
+        for step in record.steps
+    ]
+
+
+def _dump_facts(record: RunRecord) -> list[tuple[object, ...]]:
+    """What must agree between a dump written for the simulator and one pulled from the VM (P2 and
+    addresses depend on the boot, so they are left to the scenario's own checks)."""
+    facts = []
+    for dump in record.dumps:
+        with open_dump(dump.path) as opened:
+            header = opened.header
+            facts.append(
+                (dump.kind, header.bugcheck_code, header.bugcheck_parameters[0], len(opened.data_blocks))
+            )
+    return facts
+
+
+@pytest.mark.parametrize("profile", ["dmf-bfac434", "contract"])
+def test_shipped_scenarios_give_the_simulators_outcomes_on_the_windows_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, profile: str
+) -> None:
+    """One VM runs the whole suite in turn (as `lkdh run` shares it); each scenario must end as it
+    does on a fresh simulator. The VM reports no known defects, so a scenario the simulator marks
+    xfailed must simply fail there, with the very same steps failing."""
+    lab = build_lab(tmp_path, monkeypatch, profile=profile)
+    for loaded in SHIPPED:
+        name = loaded.scenario.name
+        simulator = SimulatedMachine(tmp_path / "sim" / name, SimSettings(profile=profile))
+        reference = run_scenario(loaded, simulator)
+        lab.machine.output_dir = tmp_path / "vm-out" / name
+        record = run_scenario(loaded, lab.machine)
+
+        expected = {"xfailed": "failed", "xpassed": "passed"}.get(reference.outcome, reference.outcome)
+        assert reference.outcome in ("passed", "xfailed"), reference.failure_text()
+        assert (record.outcome, record.error, record.skip_reason) == (expected, None, None), (
+            f"{name}: {record.failure_text()}"
+        )
+        assert not record.defect_active
+        assert _step_facts(record) == _step_facts(reference), name
+        assert _dump_facts(record) == _dump_facts(reference), name
+        for dump in record.dumps:
+            assert dump.path.is_relative_to(lab.machine.output_dir)
+            assert hashlib.sha256(dump.path.read_bytes()).hexdigest() == dump.sha256
+    assert set(lab.sessions.opened) == {"winrm"}
+
+
+def test_a_crash_is_reported_from_the_pulled_crash_dump(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Store at DISPATCH_LEVEL under Verifier bugchecks (F14): the command dies with the connection,
+    the machine is unreachable while it boots, and the Crash comes from the dump pulled afterwards."""
+    lab = build_lab(tmp_path, monkeypatch, unreachable=2)
+    lab.machine.prepare()
+    lab.sleeps.clear()
+    assert lab.machine.execute(Alloc("isr_data", 32, b"isr|")).status == STATUS_SUCCESS
+    assert lab.machine.execute(Create(0x1A2)).status == STATUS_SUCCESS  # a live dump, not collected yet
+
+    result = lab.machine.execute(Store("isr_data", 32, irql=Irql.DISPATCH_LEVEL))
+
+    truth = lab.vm.sim.crashes[-1]
+    assert result.crash is not None
+    assert (result.crash.bugcheck_code, result.crash.parameters) == (truth.bugcheck_code, truth.parameters)
+    assert result.crash.bugcheck_code == 0xC4
+    assert lab.sleeps == [BOOT_POLL_SECONDS, BOOT_POLL_SECONDS], "two refused polls while it booted"
+    local = result.crash.dump_path
+    assert local is not None and local.is_relative_to(lab.machine.output_dir)
+    assert local.read_bytes() == truth.dump_path.read_bytes()
+    with open_dump(local) as dump:
+        assert (dump.header.bugcheck_code, tuple(dump.header.bugcheck_parameters)) == (0xC4, truth.parameters)
+
+    live, crash = sorted(lab.machine.collect_dumps(), key=lambda dump: dump.kind, reverse=True)
+    assert (crash.path, crash.kind) == (local, "crash")
+    assert crash.sha256 == hashlib.sha256(local.read_bytes()).hexdigest()
+    assert live.kind == "live", "the live dump written before the crash is not lost"
+    assert lab.machine.collect_dumps() == []
+    after = lab.machine.execute(Store("isr_data", 32))
+    assert after.status == STATUS_NOT_FOUND, "the buffer died with the boot"
+
+
+def test_reboot_forgets_the_drivers_buffers(lab: Lab) -> None:
+    lab.machine.execute(Alloc("kept", 16, b"k"))
+    restarts = lab.vm.restarts
+    assert lab.machine.execute(Reboot()).status == STATUS_SUCCESS
+    assert lab.vm.restarts == restarts + 1
+    assert lab.machine.execute(Store("kept", 16)).status == STATUS_NOT_FOUND
+    assert lab.machine.execute(Alloc("kept", 16, b"k")).status == STATUS_SUCCESS
+    assert lab.machine.execute(Store("kept", 16)).status == STATUS_SUCCESS
+
+
+def test_a_freed_buffer_is_unknown_to_every_operation_as_on_the_simulator(lab: Lab, tmp_path: Path) -> None:
+    gone = (ClientStructure("gone", 16),)
+    ops = [
+        Alloc("gone", 16, b"g"),
+        Free("gone"),
+        Store("gone", 16),
+        Create(0x1A2, client_structures=gone),
+        IoctlCreate(0x1B0, client_structures=gone),
+    ]
+    reference = SimulatedMachine(tmp_path / "reference")
+    expected = [reference.execute(op).status for op in ops]
+    assert expected == [STATUS_SUCCESS, STATUS_SUCCESS] + [STATUS_NOT_FOUND] * 3
+    assert [lab.machine.execute(op).status for op in ops] == expected
+
+
+def test_a_dropped_connection_without_a_reboot_is_a_target_error(lab: Lab) -> None:
+    lab.sleeps.clear()
+    lab.vm.lose_next_lkdctl = True
+    with pytest.raises(TargetError, match="did not come back") as caught:
+        lab.machine.execute(Alloc("a", 16, b"a"))
+    assert not lab.vm.sim.crashes
+    assert sum(lab.sleeps) >= lab.machine.config.timeouts.boot, "it polled until the boot deadline"
+    assert "old boot time" in str(caught.value)
+
+
+def test_collected_dumps_are_hash_verified_copies_over_winrm_chunks(lab: Lab) -> None:
+    assert lab.machine.execute(Create(0x1A2, parameter=5)).status == STATUS_SUCCESS
+    mark = len(lab.vm.calls)
+    (dump,) = lab.machine.collect_dumps()
+    assert dump.kind == "live"
+    assert dump.remote_name.startswith(f"LiveKernelReports/{lab.vm.sim.module.report_type}/")
+    (original,) = (lab.vm.sim.windows_dir / "LiveKernelReports").glob("**/*.dmp")
+    assert dump.path.read_bytes() == original.read_bytes()
+    assert dump.sha256 == hashlib.sha256(original.read_bytes()).hexdigest()
+    assert "read-chunk" in lab.calls_since(mark)
+    assert "ssh" not in lab.sessions.opened
+
+    lab.machine.execute(Wait(61))
+    lab.machine.execute(Create(0x1A2, parameter=6))
+    lab.vm.corrupt_next_chunk = True
+    with pytest.raises(SessionError) as caught:
+        lab.machine.collect_dumps()
+    assert caught.value.stage == "transfer"
+    assert list(lab.machine.output_dir.glob("dumps/**/*.mismatch")), "the bad bytes are kept for inspection"
+
+
+def test_standard_user_ioctl_runs_as_the_configured_account_and_its_password_stays_secret(
+    lab: Lab, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    (loaded,) = [s for s in SHIPPED if s.scenario.name == "ioctl_create_as_standard_user_is_denied"]
+    record = run_scenario(loaded, lab.machine, prepare=False)
+
+    assert record.outcome == "passed", record.failure_text()
+    assert record.steps[0].status == STATUS_ACCESS_DENIED
+    assert lab.vm.standard_user_runs == [USER], "only the standard-user step ran as that account"
+    assert any(call.params.get("run_as_user") == USER for call in lab.vm.calls)
+    run_record = write_run_record(tmp_path / "record.json", [record]).read_text(encoding="utf-8")
+    logged = caplog.text
+    assert "run-lkdctl" in logged, "the script calls were logged (with their parameters masked)"
+    for secret in (USER_PASSWORD, ADMIN_PASSWORD):
+        assert secret not in logged
+        assert secret not in run_record
+        assert secret not in json.dumps(record.to_json())
+        assert secret not in repr(lab.vm.calls)
+
+
+def test_a_refused_standard_user_logon_fails_at_once_without_waiting_for_a_reboot(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The machine answered (Register-ScheduledTask refused the password): that is an error to
+    report, not a lost connection to wait out for the boot deadline."""
+    monkeypatch.setenv("LKDH_DOUBLE_USER_PASSWORD", "not-the-password-8d2f")
+    lab.sleeps.clear()
+    mark = len(lab.vm.calls)
+    with pytest.raises(TargetError, match="user name or password is incorrect") as caught:
+        lab.machine.execute(IoctlCreate(0x1B1, elevated=False))
+    assert lab.sleeps == []
+    assert "boot-time" not in lab.calls_since(mark)
+    assert "not-the-password-8d2f" not in str(caught.value)
+    assert lab.vm.standard_user_runs == []
+
+
+def test_scenarios_are_spaced_by_the_one_report_per_minute_rule(lab: Lab) -> None:
+    """F06: the next scenario's first Create must not collide with the last one's dump."""
+    lab.sleeps.clear()
+    lab.machine.prepare()
+    assert lab.sleeps == [], "no Create yet: nothing to wait for"
+
+    lab.machine.execute(Create(0x1A2))
+    lab.vm.sim.now += 15  # the rest of the scenario took 15 s
+    lab.machine.prepare()
+    assert lab.sleeps == [pytest.approx(45.0)]
+
+    lab.sleeps.clear()
+    lab.machine.execute(Create(0x1A2))
+    lab.machine.execute(Wait(61))
+    lab.machine.prepare()
+    assert lab.sleeps == [61], "a minute has passed already: only the scenario's own wait"
