@@ -24,6 +24,7 @@ from harness.target.sim.livekerneldump import (
     TEST_DRIVER_DEVICE_INTERFACE_GUID,
     TEST_DRIVER_SECONDARY_DATA_GUID,
 )
+from harness.target.windows import lkdctl as L
 from harness.target.windows import protocol as P
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,7 +74,7 @@ def expected_constants() -> dict[str, int]:
         constants[f"LKDH_IRQL_{irql.name.removesuffix('_LEVEL')}"] = int(irql)
     for pool, macro in POOL_MACROS.items():
         constants[macro] = P.POOL_TYPES[pool]
-    for kind, code in P.LKDCTL_EXIT_CODES.items():
+    for kind, code in L.LKDCTL_EXIT_CODES.items():
         constants[f"LKDCTL_EXIT_{kind.upper()}"] = code
     return {name: int(value) for name, value in constants.items()}
 
@@ -339,12 +340,12 @@ def test_reply_is_checked_before_it_is_believed() -> None:
 
 def test_completion_status_is_not_the_dmf_status() -> None:
     op = P.Operation.CREATE
-    ok = P.LkdctlReply(0, P.REPLY.size, driver_reply(op, 0xC0000035, 0))
+    ok = L.LkdctlReply(0, P.REPLY.size, driver_reply(op, 0xC0000035, 0))
     assert P.control_reply(op, ok).dmf_status == 0xC0000035  # F06 collision: DMF's answer, IOCTL fine
     with pytest.raises(P.ProtocolMismatch):
-        P.control_reply(op, P.LkdctlReply(P.STATUS_REVISION_MISMATCH, 0, b""))
+        P.control_reply(op, L.LkdctlReply(P.STATUS_REVISION_MISMATCH, 0, b""))
     with pytest.raises(P.ControlIoctlFailed, match="0xC0000225 \\(the slot holds no allocation\\)"):
-        P.control_reply(op, P.LkdctlReply(0xC0000225, 0, b""))
+        P.control_reply(op, L.LkdctlReply(0xC0000225, 0, b""))
 
 
 def info_bytes(version: int, appended: bytes = b"") -> bytes:
@@ -376,7 +377,7 @@ def info_bytes(version: int, appended: bytes = b"") -> bytes:
 
 def test_info_reply_is_readable_from_a_newer_driver() -> None:
     """INFO only grows at its end, so the harness can read and name a newer driver's version."""
-    info = P.info_reply(P.LkdctlReply(0, P.INFO_REPLY.size + 8, info_bytes(2, b"\x01" * 8)))
+    info = P.info_reply(L.LkdctlReply(0, P.INFO_REPLY.size + 8, info_bytes(2, b"\x01" * 8)))
     assert info.protocol_version == 2
     assert info.report_type == "LkdhTestDri"
     assert info.secondary_data_guid == TEST_DRIVER_SECONDARY_DATA_GUID
@@ -397,12 +398,12 @@ def test_livekerneldump_create_input_sizes_for_f25() -> None:
 
 
 def test_user_memory_layout_points_at_the_array_and_the_secondary_data() -> None:
-    call = P.livekerneldump_create_in_user_memory(0x1A2, 7, 0, [(0xFFFF_9A00_0000_0010, 16)], b"SECONDARY")
+    call = L.livekerneldump_create_in_user_memory(0x1A2, 7, 0, [(0xFFFF_9A00_0000_0010, 16)], b"SECONDARY")
     assert call.user_data == struct.pack("<QI", 0xFFFF_9A00_0000_0010, 16) + b"SECONDARY"
-    assert call.pointers == (P.UserPointer(17, 0), P.UserPointer(29, 12))  # F24 offsets of the pointers
+    assert call.pointers == (L.UserPointer(17, 0), L.UserPointer(29, 12))  # F24 offsets of the pointers
     fields = lkd_ioctl.LiveKernelDumpCreateInput.unpack(call.input)
     assert (fields.number_of_client_structures, fields.size_of_secondary_data) == (1, 9)
-    kernel = P.livekerneldump_create_in_user_memory(1, secondary_data=(0xFFFF_9A00_0000_0100, 32))
+    kernel = L.livekerneldump_create_in_user_memory(1, secondary_data=(0xFFFF_9A00_0000_0100, 32))
     assert kernel.pointers == () and kernel.user_data == b""  # a kernel buffer is passed as is (F27)
     assert (
         lkd_ioctl.LiveKernelDumpCreateInput.unpack(kernel.input).secondary_data_buffer

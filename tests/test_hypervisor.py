@@ -174,7 +174,8 @@ def test_libvirt_revert_failure_carries_virshs_reason(virsh: FakeVirsh, shell: L
 
 def test_libvirt_revert_gives_up_at_its_deadline(virsh: FakeVirsh, shell: LocalPosixShell) -> None:
     virsh.behave(snapshot="clean-driver-ready", never_running=True)
-    with pytest.raises(HypervisorError, match=r"domain 'win11-lab' is 'paused', not running, 0.6 s after"):
+    # Either the last poll saw it paused, or (on a loaded machine) the last poll ran into the deadline.
+    with pytest.raises(HypervisorError, match=r"domain 'win11-lab'(:| is 'paused',) .*0.6 s"):
         LibvirtHost(_libvirt(timeout=0.6), lambda: shell, poll_interval=0.05).revert()
     assert len(virsh.calls()) >= 2  # it did poll before giving up
 

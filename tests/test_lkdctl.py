@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from harness.target import lkd_ioctl
+from harness.target.windows import lkdctl as L
 from harness.target.windows import protocol as P
 
 REPO = Path(__file__).resolve().parents[1]
@@ -183,8 +184,8 @@ class Wine:
         )
         return Run(result.returncode, result.stdout, result.stderr)
 
-    def call(self, call: P.LkdctlCall, *extra: str) -> Run:
-        """Run an argv built by protocol.lkdctl_call, as the Windows target does over its session."""
+    def call(self, call: L.LkdctlCall, *extra: str) -> Run:
+        """Run an argv built by lkdctl.lkdctl_call, as the Windows target does over its session."""
         assert call.argv[0] == "lkdctl.exe"
         return self.run(*call.argv[1:], *extra, stdin=call.stdin)
 
@@ -229,30 +230,30 @@ def test_version_names_the_protocol_of_the_header(wine: Wine) -> None:
 )
 def test_bad_arguments_give_a_usage_error(wine: Wine, arguments: list[str], complaint: str) -> None:
     run = wine.run(*arguments)
-    assert run.exit_code == P.LKDCTL_EXIT_CODES["bad_arguments"]
-    with pytest.raises(P.LkdctlError, match=complaint) as raised:
-        P.parse_lkdctl_output(run.stdout, run.exit_code)
+    assert run.exit_code == L.LKDCTL_EXIT_CODES["bad_arguments"]
+    with pytest.raises(L.LkdctlError, match=complaint) as raised:
+        L.parse_lkdctl_output(run.stdout, run.exit_code)
     assert raised.value.kind == "bad_arguments"
     assert b"usage: lkdctl" in run.stderr
 
 
 def test_no_test_driver_means_no_device_interface(wine: Wine) -> None:
     """The real SetupDi path: the control interface GUID (the default) has no present device."""
-    run = wine.call(P.control_call("lkdctl.exe", P.pack_info()))
-    assert run.exit_code == P.LKDCTL_EXIT_CODES["no_device_interface"]
+    run = wine.call(L.control_call("lkdctl.exe", P.pack_info()))
+    assert run.exit_code == L.LKDCTL_EXIT_CODES["no_device_interface"]
     assert run.json() == {
         "error": "no_device_interface",
         "guid": str(P.CONTROL_INTERFACE_GUID),
         "win32_error": ERROR_NO_MORE_ITEMS,
     }
-    with pytest.raises(P.LkdctlError) as raised:
-        P.parse_lkdctl_output(run.stdout, run.exit_code)
+    with pytest.raises(L.LkdctlError) as raised:
+        L.parse_lkdctl_output(run.stdout, run.exit_code)
     assert raised.value.kind == "no_device_interface"
 
 
 def test_open_failure_reports_the_win32_error(wine: Wine) -> None:
     run = wine.run("--ioctl", "0x22241C", "--path", r"\\.\LkdhNoSuchDevice")
-    assert run.exit_code == P.LKDCTL_EXIT_CODES["open_failed"]
+    assert run.exit_code == L.LKDCTL_EXIT_CODES["open_failed"]
     assert run.json() == {
         "error": "open_failed",
         "path": r"\\.\LkdhNoSuchDevice",
@@ -263,16 +264,16 @@ def test_open_failure_reports_the_win32_error(wine: Wine) -> None:
 
 def test_unreadable_input_file(wine: Wine) -> None:
     run = wine.run("--ioctl", "1", "--in-file", r"C:\lkdh\no\such\input.bin")
-    assert run.exit_code == P.LKDCTL_EXIT_CODES["input_unreadable"]
+    assert run.exit_code == L.LKDCTL_EXIT_CODES["input_unreadable"]
     assert run.json()["win32_error"] == ERROR_PATH_NOT_FOUND
 
 
 def test_user_memory_pointers_are_written_into_the_input(wine: Wine) -> None:
     """The harness's layout for IOCTL_LIVEKERNELDUMP_CREATE, through stdin, patched by lkdctl."""
-    user_input = P.livekerneldump_create_in_user_memory(
+    user_input = L.livekerneldump_create_in_user_memory(
         0x1A2, 0x55, 0, [(0xFFFF_9A00_0000_0010, 16), (0xFFFF_9A00_0000_0100, 32)], b"secondary!"
     )
-    call = P.lkdctl_call("lkdctl.exe", lkd_ioctl.IOCTL_LIVEKERNELDUMP_CREATE, user_input, out_size=0)
+    call = L.lkdctl_call("lkdctl.exe", lkd_ioctl.IOCTL_LIVEKERNELDUMP_CREATE, user_input, out_size=0)
     run = wine.call(call, "--dry-run")
     assert run.exit_code == 0, run.stdout
     reply = run.json()
@@ -287,22 +288,22 @@ def test_user_memory_pointers_are_written_into_the_input(wine: Wine) -> None:
     assert fields["NumberOfClientStructures"] == 2 and fields["SizeOfSecondaryData"] == 10
 
 
-def hid_call(ioctl: int, data: bytes, *, out_size: int, read_only: bool = False) -> P.LkdctlCall:
-    return P.lkdctl_call(
+def hid_call(ioctl: int, data: bytes, *, out_size: int, read_only: bool = False) -> L.LkdctlCall:
+    return L.lkdctl_call(
         "lkdctl.exe", ioctl, data, out_size=out_size, guid=GUID_DEVINTERFACE_HID, read_only=read_only
     )
 
 
 @pytest.fixture(scope="session")
-def hid_collection(wine: Wine) -> P.LkdctlReply:
+def hid_collection(wine: Wine) -> L.LkdctlReply:
     """IOCTL_HID_GET_COLLECTION_INFORMATION on wine's first HID device, sent by lkdctl."""
     run = wine.call(hid_call(IOCTL_HID_GET_COLLECTION_INFORMATION, b"", out_size=64))
-    if run.exit_code == P.LKDCTL_EXIT_CODES["no_device_interface"]:
+    if run.exit_code == L.LKDCTL_EXIT_CODES["no_device_interface"]:
         pytest.skip("this wine prefix offers no HID device interface to send a real IOCTL to")
-    return P.parse_lkdctl_output(run.stdout, run.exit_code)
+    return L.parse_lkdctl_output(run.stdout, run.exit_code)
 
 
-def test_an_ioctl_reaches_a_real_device_and_its_output_comes_back(hid_collection: P.LkdctlReply) -> None:
+def test_an_ioctl_reaches_a_real_device_and_its_output_comes_back(hid_collection: L.LkdctlReply) -> None:
     """HID_COLLECTION_INFORMATION is 12 bytes: DescriptorSize u32, Polled, Reserved, VID, PID, version."""
     assert hid_collection.ntstatus == 0
     assert hid_collection.information == 12 and len(hid_collection.output) == 12
@@ -313,7 +314,7 @@ def test_an_ioctl_reaches_a_real_device_and_its_output_comes_back(hid_collection
 
 
 def test_a_read_only_handle_is_refused_control_ioctls_that_need_write_access(
-    wine: Wine, hid_collection: P.LkdctlReply
+    wine: Wine, hid_collection: L.LkdctlReply
 ) -> None:
     """The I/O manager checks an IOCTL code's access bits against the handle (F26's mechanism):
     ALLOC is FILE_WRITE_ACCESS, INFO is FILE_ANY_ACCESS; the exact NTSTATUS comes back."""
@@ -321,7 +322,7 @@ def test_a_read_only_handle_is_refused_control_ioctls_that_need_write_access(
     def status(request: P.ControlRequest, read_only: bool) -> int:
         call = hid_call(request.ioctl, request.data, out_size=request.reply_size, read_only=read_only)
         run = wine.call(call)
-        return P.parse_lkdctl_output(run.stdout, run.exit_code).ntstatus
+        return L.parse_lkdctl_output(run.stdout, run.exit_code).ntstatus
 
     alloc, info = P.pack_alloc(0, 64, b"\xa5"), P.pack_info()
     assert status(alloc, read_only=True) == STATUS_ACCESS_DENIED
@@ -334,7 +335,7 @@ def test_a_read_only_handle_is_refused_control_ioctls_that_need_write_access(
 
 def test_a_reply_line_parses_into_a_typed_result() -> None:
     line = b'{"ntstatus":"0xC0000023","information":3,"output":"0a0b0c"}\r\n'
-    assert P.parse_lkdctl_output(line, 0) == P.LkdctlReply(0xC0000023, 3, b"\x0a\x0b\x0c")
+    assert L.parse_lkdctl_output(line, 0) == L.LkdctlReply(0xC0000023, 3, b"\x0a\x0b\x0c")
 
 
 @pytest.mark.parametrize(
@@ -355,15 +356,15 @@ def test_a_reply_line_parses_into_a_typed_result() -> None:
     ],
 )
 def test_malformed_output_is_named_as_such(stdout: str, exit_code: int, reason: str) -> None:
-    with pytest.raises(P.LkdctlError, match=reason) as raised:
-        P.parse_lkdctl_output(stdout, exit_code)
+    with pytest.raises(L.LkdctlError, match=reason) as raised:
+        L.parse_lkdctl_output(stdout, exit_code)
     assert raised.value.kind == "malformed_output"
 
 
 def test_input_travels_on_stdin_never_on_the_command_line() -> None:
     """Windows caps a command line at 8191 characters; the argv stays the same size for any input."""
     big = P.pack_alloc(1, 4096, bytes(range(256)) * 200)
-    call = P.control_call(r"C:\lkdh\lkdctl.exe", big)
+    call = L.control_call(r"C:\lkdh\lkdctl.exe", big)
     assert call.stdin == big.data and len(big.data) > 50_000
     assert call.argv == (
         r"C:\lkdh\lkdctl.exe",

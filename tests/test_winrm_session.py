@@ -31,7 +31,8 @@ from wsman_server import (
 
 from harness.target.windows.clixml import stderr_text
 from harness.target.windows.session import CommandTimeout, SessionError
-from harness.target.windows.winrm_session import WinRMSession, normalize_thumbprint
+from harness.target.windows.tls_trust import normalize_thumbprint
+from harness.target.windows.winrm_session import WinRMSession
 
 USER = "lkdh-admin"
 PASSWORD = "Pw-7f3Q!never-in-logs"

@@ -51,7 +51,7 @@ from harness.target.ops import (
 from harness.target.sim import SimulatedMachine
 from harness.target.sim.memory import USER_MODE
 from harness.target.status import STATUS_ACCESS_DENIED, STATUS_CODES, STATUS_NOT_FOUND
-from harness.target.windows import powershell, protocol
+from harness.target.windows import lkdctl, powershell, protocol
 from harness.target.windows.config import SshSettings, WinRMSettings
 from harness.target.windows.session import CommandResult, SessionError
 
@@ -109,7 +109,7 @@ def _iso(unix: float) -> str:
 
 def lkdctl_failure(kind: str, **details: object) -> tuple[int, str]:
     """lkdctl's exit code and JSON line when it could not send the IOCTL (LKDCTL_EXIT_*)."""
-    return protocol.LKDCTL_EXIT_CODES[kind], json.dumps({"error": kind, **details})
+    return lkdctl.LKDCTL_EXIT_CODES[kind], json.dumps({"error": kind, **details})
 
 
 class LkdctlOnSimulator:
@@ -147,7 +147,7 @@ class LkdctlOnSimulator:
             return lkdctl_failure("no_device_interface", guid=str(options.guid), win32_error=259)
         shown = output[: options.out_size]
         line = {"ntstatus": f"0x{status:08X}", "information": len(output), "output": shown.hex()}
-        return protocol.LKDCTL_EXIT_CODES["ok"], json.dumps(line, separators=(",", ":"))
+        return lkdctl.LKDCTL_EXIT_CODES["ok"], json.dumps(line, separators=(",", ":"))
 
     def _patch_pointers(self, data: bytes, options: _LkdctlOptions) -> tuple[bytes, str | None]:
         """lkdctl copies the user data into its own memory and writes those addresses into the input."""

@@ -33,7 +33,7 @@ from harness.target.windows.config import (
     SshSettings,
     WinRMSettings,
 )
-from harness.target.windows.session import CommandResult, RemoteSession
+from harness.target.windows.session import CommandResult, CommandTimeout, RemoteSession
 
 STDERR_SHOWN = 500
 """Characters of a failed command's stderr kept in the error: enough for virsh's one-line reason."""
@@ -170,7 +170,13 @@ class LibvirtHost:
     def _virsh(self, session: RemoteSession, deadline: float, *args: str) -> CommandResult:
         argv: Sequence[str] = ["virsh", "-c", self.settings.uri, *args]
         remaining = max(deadline - time.monotonic(), 0.1)
-        result = session.run(argv, timeout=remaining)
+        try:
+            result = session.run(argv, timeout=remaining)
+        except CommandTimeout:
+            raise HypervisorError(
+                f"domain '{self.settings.domain}': virsh {args[0]} was still running at the "
+                f"{self.settings.timeout:g} s deadline"
+            ) from None
         if not result.ok:
             stderr = result.stderr.decode("utf-8", "replace").strip()[-STDERR_SHOWN:]
             raise HypervisorError(

@@ -1,7 +1,7 @@
 """The real Windows VM as a Target: the same operations as the simulator, carried out by the test
 driver through lkdctl.exe, with crashes detected by reboot and the dumps pulled back hash-verified.
 
-Each operation becomes one IOCTL: the harness packs the bytes (protocol.py), the `run-lkdctl`
+Each operation becomes one IOCTL: the harness packs the bytes (protocol.py, lkdctl.py), the `run-lkdctl`
 PowerShell template runs lkdctl.exe with the bytes as data, and the reply's DMF status is the step's
 status. A command that dies with the connection may mean the machine bugchecked: the boot time
 decides. If it changed, the new crash dump is pulled, its header gives the bugcheck, and the
@@ -41,7 +41,7 @@ from harness.target.ops import (
     Wait,
 )
 from harness.target.status import STATUS_NOT_FOUND, STATUS_SUCCESS
-from harness.target.windows import protocol
+from harness.target.windows import lkdctl, protocol
 from harness.target.windows.config import TargetConfig
 from harness.target.windows.guest import Guest
 from harness.target.windows.hypervisor import Hypervisor, SessionOpener, hypervisor_from_config
@@ -217,7 +217,7 @@ class WindowsMachine(Target):
     def _ioctl_create(self, op: IoctlCreate) -> OpResult:
         """The module's own IOCTL, sent by lkdctl as an application would (F23-F27)."""
         if op.raw is not None:
-            data: bytes | protocol.UserMemoryInput = op.raw
+            data: bytes | lkdctl.UserMemoryInput = op.raw
         else:
             structures = []
             for structure in op.client_structures:
@@ -235,12 +235,12 @@ class WindowsMachine(Target):
                         return _not_found(buffer)
                     secondary = (address, length)
             data = _with_overrides(
-                protocol.livekerneldump_create_in_user_memory(
+                lkdctl.livekerneldump_create_in_user_memory(
                     op.bugcheck_code, op.parameter, op.exclude_dmf_data, structures, secondary
                 ),
                 op,
             )
-        call = protocol.lkdctl_call(
+        call = lkdctl.lkdctl_call(
             lkdctl_guest_path(self.config),
             IOCTL_LIVEKERNELDUMP_CREATE,
             data,
@@ -258,13 +258,13 @@ class WindowsMachine(Target):
         return reply
 
     def _control(self, request: protocol.ControlRequest, *, info: bool = False) -> Any:
-        call = protocol.control_call(lkdctl_guest_path(self.config), request)
+        call = lkdctl.control_call(lkdctl_guest_path(self.config), request)
         reply = self._run_lkdctl(call)
         if info:
             return protocol.info_reply(reply)
         return protocol.control_reply(request.operation, reply)
 
-    def _run_lkdctl(self, call: protocol.LkdctlCall, *, as_user: bool = False) -> protocol.LkdctlReply:
+    def _run_lkdctl(self, call: lkdctl.LkdctlCall, *, as_user: bool = False) -> lkdctl.LkdctlReply:
         arguments = _without_stdin_input(call.argv[1:])
         params: dict[str, Any] = {
             "exe_path": call.argv[0],
@@ -279,7 +279,7 @@ class WindowsMachine(Target):
             params["run_as_user"] = user.username
             params["password"] = user.password.resolve().get_secret_value()
         result = self.guest.script("run-lkdctl", params, timeout=LKDCTL_SECONDS + 30)
-        return protocol.parse_lkdctl_output(result["stdout"], result["exit_code"])
+        return lkdctl.parse_lkdctl_output(result["stdout"], result["exit_code"])
 
     # -- crashes, reboots, dumps ------------------------------------------------------------------
     def _after_lost_command(self, error: SessionError) -> OpResult:
@@ -371,7 +371,7 @@ def _without_stdin_input(arguments: tuple[str, ...]) -> list[str]:
     return out
 
 
-def _with_overrides(user: protocol.UserMemoryInput, op: IoctlCreate) -> protocol.UserMemoryInput:
+def _with_overrides(user: lkdctl.UserMemoryInput, op: IoctlCreate) -> lkdctl.UserMemoryInput:
     """Apply the op's overrides to the packed input; an overridden pointer is no longer patched."""
     layout = protocol.LIVEKERNELDUMP_CREATE_INPUT
     values = layout.unpack(user.input)
@@ -388,7 +388,7 @@ def _with_overrides(user: protocol.UserMemoryInput, op: IoctlCreate) -> protocol
         values[field_name] = value
         offset = layout.offset(field_name)
         pointers = [p for p in pointers if p.input_offset != offset]
-    return protocol.UserMemoryInput(layout.pack(values), user.user_data, tuple(pointers))
+    return lkdctl.UserMemoryInput(layout.pack(values), user.user_data, tuple(pointers))
 
 
 def _not_found(buffer: BufferRef) -> OpResult:

@@ -15,15 +15,12 @@ and data travels on stdin, in pieces under the guest's MaxEnvelopeSize.
 
 TLS: validation is on by default against the system's CA store. `ca_bundle` replaces it with the
 given CAs; `pinned_thumbprint` replaces CA validation by an exact match of the server certificate's
-SHA-256 or SHA-1 thumbprint (the usual answer for a test VM's self-signed WinRM certificate). The pin
-is enforced by urllib3 during the handshake (`assert_fingerprint` on every connection pool of a
-requests adapter mounted for https://), before any credential is sent. `insecure_skip_verify` turns
-validation off (the target config demands a second, loudly named switch for it) and leaves urllib3's
-InsecureRequestWarning on.
+SHA-256 or SHA-1 thumbprint, enforced during the handshake before any credential is sent
+(tls_trust.py). `insecure_skip_verify` turns validation off (the target config demands a second,
+loudly named switch for it) and leaves urllib3's InsecureRequestWarning on.
 
-Failures become SessionError with a stage (session.py). Their messages are built here from the host,
-port, user name and fault fields only; the transport's own exception texts (URLs, headers, proxy
-addresses) never reach them, and the password lives in a SecretStr that prints as asterisks.
+Failures become SessionError with a stage (session.py, built in winrm_failures.py from fields that
+cannot hold a credential); the password lives in a SecretStr that prints as asterisks.
 """
 
 from __future__ import annotations
@@ -31,32 +28,27 @@ from __future__ import annotations
 import base64
 import logging
 import math
-import socket
-import ssl
 import subprocess
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Literal
 
-import requests
-import urllib3.exceptions
 import xmltodict
 from pydantic import SecretStr
-from requests.adapters import HTTPAdapter
-from winrm.exceptions import (
-    InvalidCredentialsError,
-    WinRMError,
-    WinRMOperationTimeoutError,
-    WinRMTransportError,
-    WSManFaultError,
-)
+from winrm.exceptions import WinRMOperationTimeoutError
 from winrm.protocol import Protocol
 
-from harness.target.windows.session import CommandResult, CommandTimeout, OutputCallback, SessionError
+from harness.target.windows.session import CommandResult, CommandTimeout, OutputCallback
+from harness.target.windows.tls_trust import (
+    PinnedCertificateAdapter,
+    normalize_thumbprint,
+    system_trust_store,
+)
+from harness.target.windows.winrm_failures import FailureContext, command_failure, connect_failure
 
 log = logging.getLogger(__name__)
 
@@ -76,63 +68,6 @@ HTTP_READ_GRACE = 5.0
 """An HTTP read waits this much longer than the operation it carries (pywinrm requires read > op)."""
 UTF8_CODEPAGE = 65001
 """Shells run in UTF-8 so non-ASCII output (paths, error text) arrives undamaged."""
-
-
-def normalize_thumbprint(thumbprint: str) -> str:
-    """Lower-case hex without separators; a SHA-1 (40 digits, as certlm shows it) or SHA-256 (64)."""
-    digits = thumbprint.replace(":", "").replace(" ", "").strip().lower()
-    if len(digits) not in (40, 64) or any(c not in "0123456789abcdef" for c in digits):
-        raise ValueError("pinned_thumbprint must be a SHA-1 (40) or SHA-256 (64) hex digest")
-    return digits
-
-
-def system_trust_store() -> str | bool:
-    """The operating system's CA bundle (or directory), so the default trust is the machine's own.
-
-    Falls back to True (requests' bundled Mozilla CAs) on a system that has neither.
-    """
-    paths = ssl.get_default_verify_paths()
-    for candidate in (paths.cafile, paths.capath):
-        if candidate and Path(candidate).exists():
-            return candidate
-    return True
-
-
-class PinnedCertificateAdapter(HTTPAdapter):
-    """An https:// adapter that accepts exactly one server certificate, identified by its thumbprint.
-
-    urllib3 hashes the certificate the server presents and aborts the handshake on a mismatch
-    (requests raises SSLError). CA validation and the host name check are off for this adapter: the
-    pin names the certificate itself, which is stronger than either.
-    """
-
-    def __init__(self, thumbprint: str, **kwargs: Any) -> None:
-        self._thumbprint = normalize_thumbprint(thumbprint)  # set first: HTTPAdapter.__init__ builds pools
-        super().__init__(**kwargs)
-
-    def init_poolmanager(
-        self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
-    ) -> None:
-        pool_kwargs["assert_fingerprint"] = self._thumbprint
-        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        proxy_kwargs["assert_fingerprint"] = self._thumbprint
-        return super().proxy_manager_for(proxy, **proxy_kwargs)
-
-
-def _causes(error: BaseException) -> Iterator[BaseException]:
-    """The error and everything it wraps: requests wraps urllib3 errors, which wrap socket errors."""
-    seen: set[int] = set()
-    pending = [error]
-    while pending:
-        current = pending.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        wrapped = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
-        pending.extend(item for item in wrapped if isinstance(item, BaseException))
 
 
 class _OutputCollector:
@@ -297,6 +232,17 @@ class WinRMSession:
 
     # -- steps of one command -------------------------------------------------------------------------
 
+    def _failure_context(self) -> FailureContext:
+        return FailureContext(
+            self.host,
+            self.port,
+            self.username,
+            self.transport,
+            self.endpoint,
+            self._connect_timeout,
+            pinned=bool(self._pin),
+        )
+
     def _open_shell(self) -> str:
         self._set_http_timeout(self._operation_timeout + HTTP_READ_GRACE)
         try:
@@ -306,7 +252,7 @@ class WinRMSession:
             # Start the next attempt from a fresh requests session: a half-built one (e.g. NTLM
             # encryption set-up refused) must not be reused, and the pin is mounted only on a new one.
             self._protocol.transport.close_session()
-            raise self._connect_failure(error) from None
+            raise connect_failure(self._failure_context(), error) from None
         log.debug("%s: opened shell %s", self.host, shell_id)
         return shell_id
 
@@ -330,7 +276,7 @@ class WinRMSession:
                 skip_cmd_shell=True,
             )
         except Exception as error:
-            raise self._command_failure(error, f"starting {program}") from None
+            raise command_failure(self._failure_context(), error, f"starting {program}") from None
         try:
             self._send_stdin(shell_id, command_id, stdin)
             exit_code = self._receive_until_done(shell_id, command_id, deadline, output)
@@ -344,7 +290,7 @@ class WinRMSession:
         except _CallbackFailed as failed:
             raise failed.original from None
         except Exception as error:
-            raise self._command_failure(error, f"running {program}") from None
+            raise command_failure(self._failure_context(), error, f"running {program}") from None
         log.debug("%s: %s exited with %d", self.host, program, exit_code)
         return output.result(exit_code)
 
@@ -425,63 +371,6 @@ class WinRMSession:
             # Not pywinrm's "ignore", which silences urllib3's InsecureRequestWarning process-wide:
             # an unverified connection should stay loud.
             session.verify = False
-
-    # -- failures -------------------------------------------------------------------------------------
-
-    def _network_failure(self, error: BaseException) -> tuple[str, str] | None:
-        """(stage, message) when the request never reached WS-Management: DNS, TCP, TLS or HTTP auth."""
-        where = f"{self.host}:{self.port}"
-        if isinstance(error, InvalidCredentialsError):
-            return "auth", f"the server rejected the credentials of user {self.username!r} ({self.transport})"
-        if isinstance(error, requests.exceptions.SSLError):
-            return "tls", self._tls_problem(error)
-        if isinstance(error, requests.exceptions.ConnectTimeout):
-            return "tcp", f"no TCP connection to {where} within {self._connect_timeout:g} s"
-        if isinstance(error, requests.exceptions.ConnectionError):
-            causes = list(_causes(error))
-            if any(isinstance(c, urllib3.exceptions.NameResolutionError | socket.gaierror) for c in causes):
-                return "resolve", f"cannot resolve the host name {self.host!r}"
-            if any(isinstance(c, ConnectionRefusedError) for c in causes):
-                return "tcp", f"connection to {where} refused"
-            if any(isinstance(c, urllib3.exceptions.NewConnectionError) for c in causes):
-                return "tcp", f"cannot connect to {where}"
-        return None
-
-    def _tls_problem(self, error: BaseException) -> str:
-        for cause in _causes(error):
-            if isinstance(cause, ssl.SSLCertVerificationError):
-                return f"the server certificate is not trusted: {cause.verify_message}"
-        if self._pin and any("Fingerprints did not match" in str(c) for c in _causes(error)):
-            return "the server certificate does not match the pinned thumbprint"
-        return "the TLS handshake failed"
-
-    def _connect_failure(self, error: Exception) -> SessionError:
-        """A failure while opening the shell: a network stage, or the shell stage for WS-Man's refusal."""
-        network = self._network_failure(error)
-        if network is not None:
-            return SessionError(network[0], self.host, network[1])
-        if isinstance(error, WinRMError) and not isinstance(error, WSManFaultError):
-            # pywinrm's own refusals (e.g. kerberos support not installed) concern authentication
-            return SessionError("auth", self.host, f"{self.transport} authentication unavailable: {error}")
-        return SessionError("shell", self.host, f"cannot create a shell: {self._describe(error)}")
-
-    def _command_failure(self, error: Exception, doing: str) -> SessionError:
-        network = self._network_failure(error)
-        detail = network[1] if network is not None else self._describe(error)
-        return SessionError("command", self.host, f"{doing}: {detail}")
-
-    def _describe(self, error: Exception) -> str:
-        """Words for a failure, taken only from fields that cannot hold a credential."""
-        if isinstance(error, WSManFaultError):
-            reason = " ".join((error.reason or "").split())
-            return f"WS-Management fault {error.wsman_fault_code or error.fault_subcode}: {reason}"
-        if isinstance(error, WinRMTransportError):
-            return f"HTTP {error.code} from {self.endpoint}"
-        if isinstance(error, requests.exceptions.Timeout):
-            return "no answer from the server in time"
-        if isinstance(error, requests.exceptions.ConnectionError):
-            return "the connection was lost"
-        return type(error).__name__
 
 
 class _DeadlinePassed(Exception):
