@@ -48,15 +48,12 @@ class Hypervisor(Protocol):
 
     def describe(self) -> str:
         """What would be reverted, and where, in one line (no network access)."""
-        ...
 
     def check(self) -> str:
         """Reach the hypervisor and confirm it knows the machine; change nothing. Raises on failure."""
-        ...
 
     def revert(self) -> None:
         """Return the machine to its clean snapshot and leave it running."""
-        ...
 
 
 class SessionOpener(Protocol):
@@ -66,7 +63,6 @@ class SessionOpener(Protocol):
 
     def ssh(self, host: str, settings: SshSettings, *, posix: bool = False) -> RemoteSession:
         """`posix`: the far end is a POSIX shell (the libvirt host), not Windows OpenSSH (the VM)."""
-        ...
 
 
 def hypervisor_from_config(settings: HypervisorSettings, sessions: SessionOpener) -> Hypervisor:

@@ -69,8 +69,6 @@ class RemoteSession(Protocol):
         on_output: OutputCallback | None = None,
     ) -> CommandResult:
         """Run argv[0] with argv[1:], feed `stdin`, stop it after `timeout` seconds (CommandTimeout)."""
-        ...
 
     def close(self) -> None:
         """Release the connection; safe to call twice."""
-        ...
