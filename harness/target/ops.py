@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.target.irql import Irql
+from harness.target.status import STATUS_NOT_FOUND
 
 BufferRef = str | int
 """A buffer allocated by name, or a raw kernel virtual address."""
@@ -170,6 +171,11 @@ class OpResult:
     value: int | None = None
     crash: Crash | None = None
     detail: str = ""
+
+
+def buffer_not_found(buffer: BufferRef) -> OpResult:
+    """What every target answers for a buffer name the driver does not know on this boot."""
+    return OpResult(STATUS_NOT_FOUND, detail=f"the driver has no buffer named {buffer!r} on this boot")
 
 
 @dataclass(frozen=True)

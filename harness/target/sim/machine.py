@@ -19,6 +19,7 @@ from harness.target.lkd_ioctl import LiveKernelDumpCreateInput, pack_client_stru
 from harness.target.ops import (
     Alloc,
     BufferRef,
+    ClientStructure,
     CollectedDump,
     Crash,
     Create,
@@ -35,6 +36,7 @@ from harness.target.ops import (
     StoreCollection,
     UserBuffer,
     Wait,
+    buffer_not_found,
 )
 from harness.target.sim.framework import build_framework_data
 from harness.target.sim.ioctl import IoctlCaller, LiveKernelDumpIoctlHandler
@@ -203,7 +205,7 @@ class SimulatedMachine(Target):
             case Store(buffer, length, offset, irql) | Remove(buffer, length, offset, irql):
                 address = self._resolve(buffer, offset)
                 if address is None:
-                    return _not_found(buffer)
+                    return buffer_not_found(buffer)
                 if isinstance(op, Store):
                     return OpResult(
                         self.module.data_buffer_source_add(address, length, irql), address=address
@@ -228,17 +230,14 @@ class SimulatedMachine(Target):
         raise TypeError(f"the simulator does not know operation {op!r}")
 
     def _create(self, op: Create) -> OpResult:
-        structures = []
-        for structure in op.client_structures:
-            address = self._resolve(structure.buffer, structure.offset)
-            if address is None:
-                return _not_found(structure.buffer)
-            structures.append((address, structure.length))
+        structures = self._resolve_structures(op.client_structures)
+        if isinstance(structures, OpResult):
+            return structures
         secondary = None
         if op.secondary_data is not None:
             address = self._resolve(op.secondary_data.buffer, op.secondary_data.offset)
             if address is None:
-                return _not_found(op.secondary_data.buffer)
+                return buffer_not_found(op.secondary_data.buffer)
             secondary = (address, op.secondary_data.length)
         status = self.module.create(
             op.bugcheck_code, op.parameter, op.exclude_dmf_data, structures, secondary, op.irql
@@ -264,15 +263,13 @@ class SimulatedMachine(Target):
     def _pack_ioctl_input(self, op: IoctlCreate) -> bytes | OpResult:
         """Lay the caller's array and secondary data out in its own (user-mode) memory and pack the
         37 bytes pointing at them, as lkdctl.exe does on a real machine."""
-        structures = []
-        for structure in op.client_structures:
-            address = self._resolve(structure.buffer, structure.offset)
-            if address is None:
-                return _not_found(structure.buffer)
-            structures.append((address, structure.length))
+        structures = self._resolve_structures(op.client_structures)
+        if isinstance(structures, OpResult):
+            return structures
         array = 0
         if structures:
-            array = self.memory.allocate(len(structures) * 12, USER_MODE, pack_client_structures(structures))
+            packed = pack_client_structures(structures)
+            array = self.memory.allocate(len(packed), USER_MODE, packed)
         secondary_address, secondary_size = 0, 0
         match op.secondary_data:
             case UserBuffer(data):
@@ -281,7 +278,7 @@ class SimulatedMachine(Target):
             case SecondaryData(buffer, length, offset):
                 resolved = self._resolve(buffer, offset)
                 if resolved is None:
-                    return _not_found(buffer)
+                    return buffer_not_found(buffer)
                 secondary_address, secondary_size = resolved, length
         return LiveKernelDumpCreateInput(
             op.bugcheck_code,
@@ -293,6 +290,18 @@ class SimulatedMachine(Target):
             _override(op.secondary_address_override, secondary_address),
         ).pack()
 
+    def _resolve_structures(
+        self, structures: tuple[ClientStructure, ...]
+    ) -> list[tuple[int, int]] | OpResult:
+        """(address, size) per client structure, or the NOT_FOUND result for the first unknown name."""
+        resolved = []
+        for structure in structures:
+            address = self._resolve(structure.buffer, structure.offset)
+            if address is None:
+                return buffer_not_found(structure.buffer)
+            resolved.append((address, structure.length))
+        return resolved
+
     def _resolve(self, buffer: BufferRef, offset: int) -> int | None:
         """A buffer name (the driver's table) or a raw address, plus an offset."""
         if isinstance(buffer, int):
@@ -303,10 +312,6 @@ class SimulatedMachine(Target):
 
 def _override(override: int | None, packed: int) -> int:
     return packed if override is None else override
-
-
-def _not_found(buffer: BufferRef) -> OpResult:
-    return OpResult(STATUS_NOT_FOUND, detail=f"the driver has no buffer named {buffer!r} on this boot")
 
 
 def _copy_verified(source: Path, folder: Path, root: Path) -> CollectedDump:

@@ -39,6 +39,7 @@ from harness.target.ops import (
     StoreCollection,
     UserBuffer,
     Wait,
+    buffer_not_found,
 )
 from harness.target.status import STATUS_NOT_FOUND, STATUS_SUCCESS
 from harness.target.windows import lkdctl, protocol
@@ -179,7 +180,7 @@ class WindowsMachine(Target):
             case Store(buffer, length, offset, irql) | Remove(buffer, length, offset, irql):
                 piece = self._slice(buffer, length, offset)
                 if piece is None:
-                    return _not_found(buffer)
+                    return buffer_not_found(buffer)
                 pack = protocol.pack_store if isinstance(op, Store) else protocol.pack_remove
                 return OpResult(self._reply(pack(piece, irql)).dmf_status)
             case StoreCollection(value, irql):
@@ -198,7 +199,7 @@ class WindowsMachine(Target):
         for structure in op.client_structures:
             piece = self._slice(structure.buffer, structure.length, structure.offset)
             if piece is None:
-                return _not_found(structure.buffer)
+                return buffer_not_found(structure.buffer)
             structures.append(piece)
         secondary = None
         if op.secondary_data is not None:
@@ -206,7 +207,7 @@ class WindowsMachine(Target):
                 op.secondary_data.buffer, op.secondary_data.length, op.secondary_data.offset
             )
             if secondary is None:
-                return _not_found(op.secondary_data.buffer)
+                return buffer_not_found(op.secondary_data.buffer)
         request = protocol.pack_create(
             op.bugcheck_code, op.parameter, op.exclude_dmf_data, tuple(structures), secondary, op.irql
         )
@@ -223,7 +224,7 @@ class WindowsMachine(Target):
             for structure in op.client_structures:
                 address = self._address_of(structure.buffer, structure.offset)
                 if address is None:
-                    return _not_found(structure.buffer)
+                    return buffer_not_found(structure.buffer)
                 structures.append((address, structure.length))
             secondary: bytes | tuple[int, int] | None = None
             match op.secondary_data:
@@ -232,7 +233,7 @@ class WindowsMachine(Target):
                 case SecondaryData(buffer, length, offset):
                     address = self._address_of(buffer, offset)
                     if address is None:
-                        return _not_found(buffer)
+                        return buffer_not_found(buffer)
                     secondary = (address, length)
             data = _with_overrides(
                 lkdctl.livekerneldump_create_in_user_memory(
@@ -389,7 +390,3 @@ def _with_overrides(user: lkdctl.UserMemoryInput, op: IoctlCreate) -> lkdctl.Use
         offset = layout.offset(field_name)
         pointers = [p for p in pointers if p.input_offset != offset]
     return lkdctl.UserMemoryInput(layout.pack(values), user.user_data, tuple(pointers))
-
-
-def _not_found(buffer: BufferRef) -> OpResult:
-    return OpResult(STATUS_NOT_FOUND, detail=f"the driver has no buffer named {buffer!r} on this boot")
