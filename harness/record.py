@@ -43,6 +43,8 @@ class RunRecord:
     profile: str = ""
     known_defect: str | None = None
     defect_active: bool = False
+    defect_note: str | None = None
+    """Why a failure of a known-defect scenario is not its defect's (then `outcome` is "failed")."""
     outcome: RunOutcome = "passed"
     steps: list[StepRecord] = field(default_factory=list)
     dumps: list[CollectedDump] = field(default_factory=list)
@@ -57,7 +59,8 @@ class RunRecord:
 
     def failure_text(self) -> str:
         """Every failing step with its YAML location and evidence, then where the dumps are kept."""
-        lines = [f"{failure}" for step in self.failed_steps for failure in step.failures]
+        lines = [f"{self.location}: {self.defect_note}"] if self.defect_note else []
+        lines += [f"{failure}" for step in self.failed_steps for failure in step.failures]
         if self.error:
             lines.append(self.error)
         if self.dumps:
@@ -74,6 +77,7 @@ class RunRecord:
             "profile": self.profile,
             "known_defect": self.known_defect,
             "defect_active": self.defect_active,
+            "defect_note": self.defect_note,
             "outcome": self.outcome,
             "seconds": round(self.seconds, 6),
             "error": self.error,

@@ -51,7 +51,6 @@ from harness.target.ops import (
     UserBuffer,
     Wait,
 )
-from harness.target.sim.memory import repeat_to
 from harness.target.status import status_name
 from harness.verify import (
     BufferView,
@@ -63,6 +62,7 @@ from harness.verify import (
     check_outcome,
     check_value,
 )
+from harness.verify.known_defect import StepFailure, defect_verdict
 
 
 class RunListener:
@@ -115,6 +115,7 @@ class ScenarioRun:
         self.target = target
         self.listeners = list(listeners)
         self.buffers: dict[str, BufferState] = {}
+        self.first_failure: StepFailure | None = None
         defect = self.scenario.known_defect
         self.record = RunRecord(
             scenario=self.scenario.name,
@@ -170,6 +171,10 @@ class ScenarioRun:
             record.seconds = time.perf_counter() - began
             record.outcome = "failed" if mismatches else "passed"
             record.failures = [self._render(index, record, m) for m in mismatches]
+            if mismatches and self.first_failure is None:
+                self.first_failure = StepFailure(
+                    record.index, record.operation, record.status, record.crash, tuple(mismatches)
+                )
             self._emit("step_finished", self.record, record)
             # After an unexpected crash the machine's state is gone: the rest cannot mean anything.
             stop = record.crash is not None and step.expect.bugcheck is None
@@ -247,8 +252,9 @@ class ScenarioRun:
                 fill = spec.pattern or (
                     spec.text.encode() if spec.text is not None else default_pattern(spec.name)
                 )
-                self.buffers[spec.name] = BufferState(spec.size, repeat_to(fill, spec.size))
-                return Alloc(spec.name, spec.size, fill, spec.pool)
+                alloc = Alloc(spec.name, spec.size, fill, spec.pool)
+                self.buffers[spec.name] = BufferState(spec.size, alloc.content())
+                return alloc
             case FreeStep(free=name):
                 return Free(name)
             case StoreStep(store=slice_):
@@ -337,8 +343,12 @@ class ScenarioRun:
         if self.record.skip_reason is not None:
             return "skipped"
         failed = bool(self.record.failed_steps)
-        if self.record.defect_active:
-            return "xfailed" if failed else "xpassed"
+        if self.record.defect_active and self.record.known_defect is not None:
+            if not failed:
+                return "xpassed"
+            # Reproduced only when the first failure is the defect's own (its signature).
+            self.record.defect_note = defect_verdict(self.record.known_defect, self.first_failure)
+            return "xfailed" if self.record.defect_note is None else "failed"
         return "failed" if failed else "passed"
 
     def _emit(self, event: str, *args: object) -> None:

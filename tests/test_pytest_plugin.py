@@ -47,8 +47,9 @@ def test_contract_profile_turns_the_defect_into_a_pass(suite: pytest.Pytester) -
 
 
 def test_known_defect_that_does_not_reproduce_fails(suite: pytest.Pytester) -> None:
-    no_remove = DEFECT.replace("  - remove: a\n", "").replace("excludes", "contains")
-    (suite.path / "scenarios" / "defect.yaml").write_text(no_remove)
+    # A Remove with the wrong size matches nothing (F12), so the defective callback never runs.
+    no_match = DEFECT.replace("  - remove: a\n", "  - remove: {buffer: a, length: 8}\n")
+    (suite.path / "scenarios" / "defect.yaml").write_text(no_match.replace("excludes", "contains"))
     result = suite.runpytest("scenarios/defect.yaml")
     result.assert_outcomes(failed=1, skipped=1)
     assert "did not reproduce" in result.stdout.str()

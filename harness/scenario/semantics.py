@@ -15,6 +15,7 @@ from harness.scenario.loaded import LoadedScenario
 from harness.scenario.model import (
     AllocStep,
     BufferSlice,
+    ContainsItem,
     CreateStep,
     FreeStep,
     IoctlCreateStep,
@@ -24,6 +25,7 @@ from harness.scenario.model import (
     StoreStep,
 )
 from harness.scenario.positions import NodePath
+from harness.target.defects import KNOWN_DEFECTS
 from harness.target.status import is_success, status_name
 
 
@@ -65,7 +67,27 @@ def check_scenario(loaded: LoadedScenario) -> list[ScenarioError]:
                 this_boot.add(name)
         if isinstance(step, RebootStep) or step.expect.bugcheck is not None:
             this_boot.clear()
-    return errors
+    return errors + _check_known_defect(loaded)
+
+
+def _check_known_defect(loaded: LoadedScenario) -> list[ScenarioError]:
+    """A cited defect must be able to show in this scenario: its signature is observable, and the
+    scenario has a step of an operation where it shows (harness.target.defects)."""
+    cited = loaded.scenario.known_defect
+    if cited is None:
+        return []
+    defect = KNOWN_DEFECTS[cited.id]
+    signature = defect.signature
+    path = ("known_defect", "id")
+    if not signature.observable:
+        message = f"known defect {cited.id} shows in nothing a scenario can check ({defect.summary})"
+        return [loaded.error_at(path, message)]
+    operations = {loaded.scenario.step_operation(i) for i in range(len(loaded.scenario.steps))}
+    if signature.operations and not operations & set(signature.operations):
+        wanted = " or ".join(signature.operations)
+        message = f"known defect {cited.id} shows at a {wanted} step, and this scenario has none"
+        return [loaded.error_at(path, message)]
+    return []
 
 
 def _first_allocations(loaded: LoadedScenario) -> dict[str, int]:
@@ -139,12 +161,29 @@ def _check_range(loaded: LoadedScenario, use: _BufferUse, allocation: _Allocatio
         return [loaded.error_at((*use.path, "length"), message)]
     if piece.length is None and piece.offset > allocation.size:
         return [loaded.error_at((*use.path, "offset"), f"offset {piece.offset} is past the end of {size}")]
-    return []
+    length = allocation.size - piece.offset if piece.length is None else piece.length
+    return _check_contains_bytes(loaded, use.path, piece, length)
+
+
+def _check_contains_bytes(
+    loaded: LoadedScenario, path: NodePath, piece: BufferSlice, length: int
+) -> list[ScenarioError]:
+    """`bytes` of a `contains` item are compared with the start of its range: more bytes than the
+    range holds would compare memory the range does not name."""
+    if not isinstance(piece, ContainsItem) or piece.bytes is None or len(piece.bytes) <= length:
+        return []
+    message = f"{len(piece.bytes)} bytes given for {piece.describe()}, whose range holds {length}"
+    return [loaded.error_at((*path, "bytes"), message)]
 
 
 def _check_expect(loaded: LoadedScenario, index: int, step: StepBase) -> list[ScenarioError]:
     errors = []
     expect = step.expect
+    for j, item in enumerate(expect.dump.contains if expect.dump is not None else []):
+        if item.buffer is None and item.length is not None:
+            errors += _check_contains_bytes(
+                loaded, ("steps", index, "expect", "dump", "contains", j), item, item.length
+            )
     operation = loaded.scenario.step_operation(index)
     if expect.dump is not None and operation not in ("create", "ioctl_create"):
         path = ("steps", index, "expect", "dump")

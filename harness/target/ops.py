@@ -29,6 +29,18 @@ class Alloc:
     pattern: bytes
     pool: str = "NonPagedPoolNx"
 
+    def content(self) -> bytes:
+        """The bytes the allocation holds: what every target writes and a dump must show."""
+        return repeat_to(self.pattern, self.size)
+
+
+def repeat_to(pattern: bytes, size: int) -> bytes:
+    """`pattern` repeated and cut to exactly `size` bytes (an empty pattern fills with zeros)."""
+    if not pattern:
+        return bytes(size)
+    count = -(-size // len(pattern))
+    return (pattern * count)[:size]
+
 
 @dataclass(frozen=True)
 class Free:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
+from harness.target.ops import repeat_to
+
 POOL_HEADER_SIZE = 0x10
 POOL_ALIGNMENT = 0x10
 
@@ -110,14 +112,6 @@ class KernelMemory:
         allocation = self.allocation_at(address, max(len(data), 1))
         start = address - allocation.address
         allocation.data[start : start + len(data)] = data
-
-
-def repeat_to(pattern: bytes, size: int) -> bytes:
-    """`pattern` repeated and cut to exactly `size` bytes."""
-    if not pattern:
-        return bytes(size)
-    count = -(-size // len(pattern))
-    return (pattern * count)[:size]
 
 
 def _align_up(value: int, alignment: int) -> int:
