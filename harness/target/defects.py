@@ -114,11 +114,15 @@ KNOWN_DEFECTS: dict[str, KnownDefect] = {
             "remove-null-context",
             ("F13", "F33"),
             "DataBufferSourceRemove of a stored buffer writes through a NULL module context: bugcheck",
-            # F33: the write happens under the RingBuffer's spin lock, so P2 (the IRQL) is 2.
+            # F33: a data access through NULL+0x10 under the RingBuffer's spin lock: P2 (the IRQL)
+            # is 2, P3 a read (0) or write (1) - never 8, the execute fault of paged code (F38),
+            # which is the dispatch-wait-lock defect, not this one.
             Signature(
                 bugchecks=(
-                    Bugcheck(0xD1, p2=2),
-                    Bugcheck(0xA, p2=2),
+                    Bugcheck(0xD1, p2=2, p3=0),
+                    Bugcheck(0xD1, p2=2, p3=1),
+                    Bugcheck(0xA, p2=2, p3=0),
+                    Bugcheck(0xA, p2=2, p3=1),
                     Bugcheck(0x7E, p1=EXCEPTION_ACCESS_VIOLATION),
                     Bugcheck(0x3B, p1=EXCEPTION_ACCESS_VIOLATION),
                 ),
