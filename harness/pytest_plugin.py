@@ -30,6 +30,14 @@ from harness.targets import TARGET_NAMES, TargetFactory
 RECORDS_KEY = pytest.StashKey[list[RunRecord]]()
 FACTORY_KEY = pytest.StashKey[TargetFactory]()
 
+MARKERS = (
+    "hardware: needs a real Windows VM (--target-config); skipped without one",
+    "sim: a scenario item that runs on the simulated machine",
+    "known_defect(id): scenario predicted to fail on dmf-bfac434 because of a known DMF defect",
+)
+"""The markers the plugin puts on items, registered by the plugin itself, so a project that
+installs lkdh and runs with --strict-markers needs no configuration of its own."""
+
 
 class ScenarioFailed(AssertionError):
     """A scenario's expectations did not hold; the message is the runner's evidence.
@@ -60,6 +68,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    for marker in MARKERS:
+        config.addinivalue_line("markers", marker)
     config.stash[RECORDS_KEY] = []
     config.stash[FACTORY_KEY] = TargetFactory(
         sim_profile=config.option.sim_profile, target_config=config.option.target_config
@@ -102,10 +112,12 @@ class ScenarioFile(pytest.File):
                     self, name=f"{loaded.scenario.name}[{target}]", loaded=loaded, target=target
                 )
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:  # type: ignore[override]
+        # A Collector's repr_failure takes no `style` (pytest's nodes.Collector): passing one on
+        # turned every other collection error into an INTERNALERROR.
         if isinstance(excinfo.value, ScenarioErrors):
             return str(excinfo.value)
-        return super().repr_failure(excinfo, style)
+        return super().repr_failure(excinfo)
 
 
 class ScenarioItem(pytest.Item):
