@@ -95,6 +95,8 @@ class SshdServer:
     workdir: Path
     port: int = 0
     user: str = field(default_factory=lambda: pwd.getpwuid(os.geteuid()).pw_name)
+    extra_config: list[str] = field(default_factory=list)
+    """sshd_config lines added after the defaults (a ChrootDirectory, say)."""
     _process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -162,6 +164,7 @@ class SshdServer:
         ]
         if os.geteuid() == 0:
             lines.append("PermitRootLogin prohibit-password")
+        lines += self.extra_config
         config = self.workdir / "sshd_config"
         config.write_text("\n".join(lines) + "\n")
         host_public = Path(f"{self.host_key}.pub").read_text().split()

@@ -15,13 +15,9 @@ from pathlib import Path
 import pytest
 from wsman_server import CommandContext, RunningWSManServer, running_wsman_server
 
-from harness.target.windows.chunked_transfer import (
-    ChunkReader,
-    download_in_chunks,
-    mismatch_path,
-    partial_path,
-)
+from harness.target.windows.chunked_transfer import ChunkReader, download_in_chunks
 from harness.target.windows.session import CommandTimeout, SessionError
+from harness.target.windows.verified_download import mismatch_path, partial_path
 from harness.target.windows.winrm_session import WinRMSession
 
 USER = "lkdh-admin"
@@ -89,7 +85,7 @@ def test_a_file_arrives_whole_through_winrm(session: WinRMSession, tmp_path: Pat
     result = download_in_chunks(reader, len(GUEST_FILE), destination, GUEST_SHA256, chunk_size=256 * 1024)
     assert destination.read_bytes() == GUEST_FILE
     assert result.sha256 == GUEST_SHA256.lower()
-    assert (result.size, result.resumed_from, result.chunks_read) == (len(GUEST_FILE), 0, 3)
+    assert (result.size, result.resumed_from, result.reads) == (len(GUEST_FILE), 0, 3)
     assert reader.offsets == [0, 256 * 1024, 512 * 1024]
     assert not partial_path(destination).exists()
 
@@ -162,7 +158,7 @@ def test_short_reads_are_continued(tmp_path: Path) -> None:
     )
     assert (tmp_path / "f").read_bytes() == data
     assert [offset for offset, _ in calls] == [0, 300, 600, 900]
-    assert result.chunks_read == 4
+    assert result.reads == 4
 
 
 def test_resume_false_starts_over(tmp_path: Path) -> None:
@@ -205,7 +201,7 @@ def test_a_corrupt_partial_is_caught_by_the_hash(tmp_path: Path) -> None:
 def test_an_empty_file(tmp_path: Path) -> None:
     result = download_in_chunks(local_reader(b""), 0, tmp_path / "empty", hashlib.sha256(b"").hexdigest())
     assert (tmp_path / "empty").read_bytes() == b""
-    assert result.chunks_read == 0
+    assert result.reads == 0
 
 
 def test_an_existing_destination_is_replaced_only_when_verified(tmp_path: Path) -> None:

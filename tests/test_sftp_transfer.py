@@ -63,7 +63,8 @@ def test_a_256_mib_dump_arrives_whole_and_verified_by_the_guests_hash(
         ssh, str(big_remote_file), local, expected, on_progress=lambda done, _: progress.append(done)
     )
 
-    assert result == sftp_transfer.DownloadResult(local, BIG, expected, resumed_from=0)
+    assert (result.path, result.size, result.sha256, result.resumed_from) == (local, BIG, expected, 0)
+    assert result.reads == BIG // sftp_transfer.REQUEST_SIZE
     assert local.stat().st_size == BIG
     assert not local.with_name("MEMORY.DMP.partial").exists()
     assert progress == sorted(progress) and progress[-1] == BIG

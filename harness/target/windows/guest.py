@@ -111,7 +111,9 @@ class Guest:
             )
             return base64.b64decode(chunk["data"])
 
-        return download_in_chunks(read_chunk, size, local_path, sha256, host=self.host).path
+        return download_in_chunks(
+            read_chunk, size, local_path, sha256, host=self.host, source=remote_path
+        ).path
 
     def upload(self, local_path: Path, remote_path: str) -> None:
         """Copy a local file to the guest in base64 chunks over WinRM, then check its hash there."""
@@ -125,7 +127,7 @@ class Guest:
             )
         want = hashlib.sha256(data).hexdigest()
         got = self.file_hashes([remote_path]).get(remote_path, {}).get("sha256", "")
-        if got != want:
+        if got.strip().lower() != want:  # Get-FileHash prints upper case
             raise SessionError(
                 "transfer", self.host, f"upload of {local_path.name} arrived as {got or 'nothing'}"
             )

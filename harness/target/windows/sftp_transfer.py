@@ -17,28 +17,24 @@ Speed comes from paramiko's pipelined reads (`SFTPFile.prefetch`), tuned by meas
   current offset, which costs one drained segment instead of a 30x slower transfer.
 The cipher (aes128-gcm@openssh.com first) is chosen by SshSession when it connects.
 
-The file lands in `<local>.partial`, hashed as it is written. A dropped connection leaves the partial
-file in place; after reconnecting, calling `download` again resumes from its length (the prefix is
-re-hashed first). The SHA-256 is compared with the one the guest computed (Get-FileHash on Windows)
-and only a match is renamed into place; a mismatch is kept as `<local>.mismatch` for inspection.
-Nothing on the guest is ever deleted or changed.
+A dropped connection leaves the partial file in place; after reconnecting, calling `download` again
+resumes from its length. The partial file, the prefix re-hash, the comparison with the guest's
+SHA-256 (Get-FileHash on Windows) and the kept mismatches are verified_download.py's, shared with the
+WinRM chunk path. Nothing on the guest is ever deleted or changed.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import paramiko
 
 from harness.target.windows.session import SessionError
+from harness.target.windows.verified_download import DownloadResult, PartialCopy, normalized_sha256
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +42,6 @@ REQUEST_SIZE = 64 << 10
 """Bytes per SFTP read request: the most every OpenSSH sftp-server answers in full."""
 SEGMENT = 64 << 20
 """Bytes prefetched at a time: at most 1,024 requests in flight."""
-SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 REMOTE_FAILURES = (EOFError, paramiko.SSHException, OSError)
 """What paramiko raises when the connection drops (a closed channel is a bare OSError)."""
 ProgressCallback = Callable[[int, int], None]
@@ -61,14 +56,7 @@ class SftpProvider(Protocol):
     def open_sftp(self) -> paramiko.SFTPClient: ...
 
 
-@dataclass(frozen=True)
-class DownloadResult:
-    """A verified local copy: where, how big, its SHA-256, and how much an earlier attempt had fetched."""
-
-    path: Path
-    size: int
-    sha256: str
-    resumed_from: int
+__all__ = ["DownloadResult", "SftpProvider", "download", "remote_size"]
 
 
 def _host_of(source: paramiko.SFTPClient | SftpProvider) -> str:
@@ -135,58 +123,18 @@ def download(
     still computed and returned). Raises SessionError("transfer") on a lost connection (call again
     after reconnecting), a missing file, or a hash mismatch.
     """
-    expected = expected_sha256.lower() if expected_sha256 is not None else None
-    if expected is not None and not SHA256_HEX.fullmatch(expected):
-        raise ValueError(f"expected_sha256 is not a SHA-256 hex digest: {expected_sha256!r}")
-    local_path = Path(local_path)
-    partial = local_path.with_name(local_path.name + ".partial")
+    expected = None if expected_sha256 is None else normalized_sha256(expected_sha256)
     with _sftp_of(source) as (sftp, host):
         size = _stat_size(sftp, remote_path, host)
-        start = _resumable_length(partial, size) if resume else 0
-        digest = _hash_prefix(partial, start)
-        local_path.parent.mkdir(parents=True, exist_ok=True)
-        with partial.open("r+b" if start else "wb") as sink:
-            sink.truncate(start)
-            sink.seek(start)
+        with PartialCopy(Path(local_path), size, resume=resume) as copy:
+            start = copy.offset
             for block in _remote_blocks(sftp, host, remote_path, start, size):
-                sink.write(block)
-                digest.update(block)
+                copy.write(block)
                 if on_progress:
-                    on_progress(sink.tell(), size)
-            sink.flush()
-            os.fsync(sink.fileno())  # a resume trusts what is on disk: make sure it is there
-    sha256 = digest.hexdigest()
-    if expected is not None and sha256 != expected:
-        kept = local_path.with_name(local_path.name + ".mismatch")
-        partial.replace(kept)
-        message = f"SHA-256 of the copy of {remote_path} is {sha256}, the guest says {expected}; kept {kept}"
-        raise SessionError("transfer", host, message)
-    partial.replace(local_path)
+                    on_progress(copy.offset, size)
+            result = copy.verified(expected, host=host, source=remote_path)
     log.info("sftp: %s -> %s, %d bytes, resumed from %d", remote_path, local_path, size, start)
-    return DownloadResult(local_path, size, sha256, start)
-
-
-def _resumable_length(partial: Path, remote_size: int) -> int:
-    """How much of `partial` can be kept: all of it, unless it is longer than the remote file."""
-    if not partial.exists():
-        return 0
-    length = partial.stat().st_size
-    if length > remote_size:
-        log.warning("sftp: %s is longer than the remote file; starting over", partial)
-        return 0
-    return length
-
-
-def _hash_prefix(partial: Path, length: int) -> hashlib._Hash:
-    digest = hashlib.sha256()
-    if length:
-        with partial.open("rb") as prefix:
-            remaining = length
-            while remaining:
-                block = prefix.read(min(1 << 20, remaining))
-                digest.update(block)
-                remaining -= len(block)
-    return digest
+    return result
 
 
 def _remote_blocks(
