@@ -39,7 +39,11 @@ def test_both_transports_return_the_one_result_type() -> None:
     assert sftp_transfer.DownloadResult is chunked_transfer.DownloadResult is verified_download.DownloadResult
 
 
-@pytest.mark.parametrize("given", [SHA, SHA.upper(), AS_POWERSHELL_PRINTS_IT, f"  {SHA.upper()} "])
+@pytest.mark.parametrize(
+    "given",
+    [SHA, SHA.upper(), AS_POWERSHELL_PRINTS_IT, f"  {SHA.upper()} "],
+    ids=["lower", "upper", "upper-crlf", "padded"],  # the hash is random: ids must not be
+)
 def test_a_guest_hash_is_accepted_in_either_case(given: str) -> None:
     assert normalized_sha256(given) == SHA
 
