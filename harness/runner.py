@@ -132,7 +132,8 @@ class ScenarioRun:
             if prepare:
                 self.target.prepare()
             self.info: DriverInfo = self.target.driver_info()
-            self.record.profile = self.info.facts.get("profile", "")
+            facts = self.info.facts  # a simulator's profile, or the DMF build a VM's driver runs
+            self.record.profile = facts.get("profile") or facts.get("dmf_build", "")
             self.record.defect_active = self.record.known_defect in self.info.known_defects
             missing = sorted(set(self.scenario.requires) - self.info.features)
             if missing:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.target.defects import KNOWN_DEFECTS
+from harness.target.dmf_builds import DMF_BUILDS
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class SimProfile:
 PROFILES: dict[str, SimProfile] = {
     "dmf-bfac434": SimProfile(
         "dmf-bfac434",
-        frozenset(KNOWN_DEFECTS),
+        DMF_BUILDS["bfac434"].defects,  # the same table the VM target reads (dmf_builds.py)
         "DMF at commit bfac434 as shipped: every known defect reproduced",
     ),
     "contract": SimProfile(

@@ -49,6 +49,7 @@ A complete example (vm/example-target.yaml is written from it)::
       hardware_id: Root\\LkdhTestDriver
       service_name: LkdhTestDriver
       lkdctl: ../driver/build/lkdctl.exe
+      dmf_build: bfac434
     verifier: {enabled: true, flags: standard}
     live_dumps: {report_type: LkdhTestDriver, minimum_spacing_seconds: 60}
     non_admin_user: {username: lkdh-user, password: {env: LKDH_USER_PASSWORD}}
@@ -81,6 +82,7 @@ from pydantic import (
     model_validator,
 )
 
+from harness.target.dmf_builds import DMF_BUILDS
 from harness.target.windows.credentials import SecretRef
 
 
@@ -183,6 +185,15 @@ HardwareId = Annotated[
     _matching(r"[A-Za-z0-9_&.\\-]+", "a hardware id such as Root\\LkdhTestDriver", 200),
 ]
 Thumbprint = Annotated[str, BeforeValidator(_thumbprint)]
+
+
+def _dmf_build(value: str) -> str:
+    if value not in DMF_BUILDS:
+        raise ValueError(f"{value!r} is no listed DMF build; listed: {', '.join(sorted(DMF_BUILDS))}")
+    return value
+
+
+DmfBuildName = Annotated[str, Strict(), AfterValidator(_dmf_build)]
 
 
 class TlsTrust(StrictModel):
@@ -331,6 +342,10 @@ class DriverSettings(StrictModel):
     service_name: Label = "LkdhTestDriver"
     """The kernel service the INF installs (AddService), which `lkdh target check` finds running."""
     lkdctl: ConfigPath
+    dmf_build: DmfBuildName | None = None
+    """The DMF build the driver is built against (harness/target/dmf_builds.py): it decides which
+    known defects the VM has. Checked against the package's stamp and the driver's INFO reply;
+    when omitted, the stamp (then INFO) says (driver_build.py)."""
 
 
 class VerifierSettings(StrictModel):

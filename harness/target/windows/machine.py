@@ -44,6 +44,7 @@ from harness.target.ops import (
 from harness.target.status import STATUS_NOT_FOUND, STATUS_SUCCESS
 from harness.target.windows import lkdctl, protocol
 from harness.target.windows.config import TargetConfig
+from harness.target.windows.driver_build import DriverBuild, declared_build, reported_build
 from harness.target.windows.guest import Guest
 from harness.target.windows.hypervisor import Hypervisor, SessionOpener, hypervisor_from_config
 from harness.target.windows.powershell import ScriptError
@@ -85,11 +86,15 @@ class WindowsMachine(Target):
         self._last_create: float | None = None
         self._boot: float | None = None
         self._prepared = False
+        self._declared: DriverBuild | None = None
+        self._declared_read = False
 
     # -- Target -------------------------------------------------------------------------------
     def prepare(self) -> None:
         """Revert to the checkpoint (or, without a hypervisor, reboot after the first scenario so no
-        driver state carries over), make sure the driver runs, and note the dumps already there."""
+        driver state carries over), make sure the driver runs, and note the dumps already there.
+        The declared DMF build is checked against the package's stamp first, before the VM is touched."""
+        self._read_declared_build()
         self._honour_report_spacing()
         if self.config.hypervisor.kind != "none":
             self.hypervisor.revert()
@@ -146,19 +151,30 @@ class WindowsMachine(Target):
             features.add("verifier")
         if self.config.non_admin_user is not None:
             features.add("non-admin-user")
+        build = self._read_declared_build() or reported_build(reply.dmf_commit)
+        build.check_reported(reply.dmf_commit)
         return DriverInfo(
             collection_handle=reply.dmf_collection,
             report_type=reply.report_type,
             secondary_data_guid=reply.secondary_data_guid,
-            known_defects=frozenset(),
+            known_defects=build.defects,
             features=frozenset(features),
             facts={
                 "machine": self.config.name,
                 "driver_version": ".".join(str(part) for part in reply.driver_version),
                 "dmf_commit": reply.dmf_commit,
+                "dmf_build": build.label,
+                "dmf_build_source": build.source,
                 "verifier": "on" if reply.verifier else "off",
             },
         )
+
+    def _read_declared_build(self) -> DriverBuild | None:
+        """What the config and the package stamp declare (read once; DriverBuildError if they disagree)."""
+        if not self._declared_read:
+            self._declared = declared_build(self.config.driver)
+            self._declared_read = True
+        return self._declared
 
     def close(self) -> None:
         self.guest.close()
