@@ -1,8 +1,8 @@
 """WinRMSession against the WS-Management test server, over real HTTP and HTTPS on loopback.
 
 Everything below pywinrm's message building is real: sockets, TLS with a throwaway CA, Basic auth,
-SOAP envelopes, WS-Man faults. Only basic authentication can run here (NTLM, Kerberos, CredSSP and
-certificate authentication need a Windows listener).
+SOAP envelopes, WS-Man faults. Basic authentication here; NTLM against pyspnego's acceptor in
+test_winrm_ntlm.py; Kerberos, CredSSP and certificate authentication need a Windows listener.
 """
 
 from __future__ import annotations

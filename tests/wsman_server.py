@@ -2,7 +2,8 @@
 
 Not a product and not a Windows emulator. It speaks the Windows Remote Shell operations a WinRM client
 sends (MS-WSMV 3.1.4: Create, Command, Send, Receive, Signal, Delete) over real HTTP or HTTPS with Basic
-authentication, answering with the envelopes Windows answers with: `x:ResourceCreated` carrying the
+authentication, or NTLM with pyspnego as the acceptor (wsman_ntlm.py: channel binding on HTTPS,
+sealed messages on HTTP), answering with the envelopes Windows answers with: `x:ResourceCreated` carrying the
 ShellId selector, `rsp:CommandResponse/rsp:CommandId`, `rsp:ReceiveResponse` with base64 `rsp:Stream`
 elements and `rsp:CommandState` (Running, or Done with `rsp:ExitCode`), and SOAP faults shaped like
 Windows' own: a Receive that finds no output within its `w:OperationTimeout` gets the `w:TimedOut`
@@ -26,7 +27,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -37,6 +38,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from spnego.channel_bindings import GssChannelBindings
+from wsman_ntlm import MessageError, NtlmConnection, certificate_der, ntlm_accounts, tls_server_end_point
 
 NS = {
     "s": "http://www.w3.org/2003/05/soap-envelope",
@@ -231,6 +234,8 @@ class WSManService:
         self.handler_errors: list[BaseException] = []
         self.internal_errors: list[BaseException] = []
         self.refuse_shells = False
+        self.auth_failures: list[str] = []
+        """Why NTLM logons or sealed messages were refused (wsman_ntlm.py)."""
         self._lock = threading.Lock()
         self._stopping = threading.Event()
 
@@ -446,18 +451,54 @@ class _WSManHTTPHandler(BaseHTTPRequestHandler):
         if self.path != "/wsman":
             self._respond(404, b"", {})
             return
-        if self.headers.get("Authorization") != self.server.expected_authorization:
-            self._respond(401, b"", {"WWW-Authenticate": 'Basic realm="WSMAN"'})
-            return
+        ntlm = None
+        if self.server.ntlm_bindings is False:
+            if self.headers.get("Authorization") != self.server.expected_authorization:
+                self._respond(401, b"", {"WWW-Authenticate": 'Basic realm="WSMAN"'})
+                return
+        else:
+            ntlm = self._ntlm_logon()
+            if ntlm is None:
+                return
+            if self.server.tls is None:  # HTTP: sealed messages only (AllowUnencrypted = false)
+                if not body:
+                    self._respond(200, b"", {})  # pywinrm establishing the context before sealing
+                    return
+                try:
+                    body = ntlm.unseal(self.headers.get("Content-Type", ""), body)
+                except MessageError as error:
+                    self.server.service.auth_failures.append(str(error))
+                    self._respond(400, b"", {})
+                    return
         try:
             status, envelope = self.server.service.dispatch(body)
         except Exception as error:  # a bug in this test server: keep it for the test to report
             self.server.service.internal_errors.append(error)
             self._respond(500, b"", {})
             return
+        payload, content_type = envelope.encode("utf-8"), "application/soap+xml;charset=UTF-8"
+        if ntlm is not None and self.server.tls is None:
+            payload, content_type = ntlm.seal(payload)
+        self._respond(status, payload, {"Content-Type": content_type})
+
+    def _ntlm_logon(self) -> NtlmConnection | None:
+        """This connection's NTLM state once authenticated; None after answering 401 (a challenge,
+        or a bare Negotiate for a client that failed or has not started)."""
+        connection: NtlmConnection | None = getattr(self, "_ntlm", None)
+        if connection is None:
+            bindings = self.server.ntlm_bindings
+            connection = self._ntlm = NtlmConnection(bindings if bindings is not True else None)
+        if connection.authenticated:
+            return connection
+        done, challenge = connection.step(self.headers.get("Authorization", ""))
+        self.server.service.auth_failures.extend(connection.failures)
+        connection.failures.clear()
+        if done:
+            return connection
         self._respond(
-            status, envelope.encode("utf-8"), {"Content-Type": "application/soap+xml;charset=UTF-8"}
+            401, b"", {"WWW-Authenticate": "Negotiate" if challenge is None else f"Negotiate {challenge}"}
         )
+        return None
 
     def _respond(self, status: int, payload: bytes, headers: dict[str, str]) -> None:
         self.send_response(status)
@@ -477,13 +518,20 @@ class WSManHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(
-        self, service: WSManService, username: str, password: str, tls: ssl.SSLContext | None
+        self,
+        service: WSManService,
+        username: str,
+        password: str,
+        tls: ssl.SSLContext | None,
+        ntlm_bindings: GssChannelBindings | bool = False,
     ) -> None:
         super().__init__(("127.0.0.1", 0), _WSManHTTPHandler)
         self.service = service
         token = base64.b64encode(f"{username}:{password}".encode()).decode()
         self.expected_authorization = f"Basic {token}"
         self.tls = tls
+        self.ntlm_bindings = ntlm_bindings
+        """False: Basic; True: NTLM without channel binding (HTTP); bindings: NTLM requiring them."""
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         if self.tls is not None:
@@ -606,21 +654,42 @@ class RunningWSManServer:
 
 @contextmanager
 def running_wsman_server(
-    username: str, password: str, pki: ServerPKI | None = None
+    username: str,
+    password: str,
+    pki: ServerPKI | None = None,
+    *,
+    ntlm: Path | None = None,
+    channel_bindings: GssChannelBindings | None = None,
 ) -> Iterator[RunningWSManServer]:
-    """Serve on 127.0.0.1 (HTTPS when `pki` is given) until the block ends."""
+    """Serve on 127.0.0.1 (HTTPS when `pki` is given) until the block ends.
+
+    `ntlm`: a folder for the acceptor's account file; the listener then takes NTLM (Negotiate)
+    instead of Basic. On HTTPS it requires the channel binding of its own certificate, or of
+    `channel_bindings` when given (what a client behind a TLS interceptor would have seen)."""
     tls = None
     if pki is not None:
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls.load_cert_chain(pki.server_cert, pki.server_key)
+    bindings: GssChannelBindings | bool = False
+    if ntlm is not None:
+        bindings = (
+            True
+            if pki is None
+            else channel_bindings or tls_server_end_point(certificate_der(pki.server_cert))
+        )
     service = WSManService()
-    server = WSManHTTPServer(service, username, password, tls)
+    server = WSManHTTPServer(service, username, password, tls, bindings)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield RunningWSManServer(service, "127.0.0.1", server.server_address[1], "https" if tls else "http")
-    finally:
-        service.stop()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with ExitStack() as stack:
+        if ntlm is not None:
+            stack.enter_context(ntlm_accounts(ntlm, {username: password}))
+        thread.start()
+        try:
+            yield RunningWSManServer(
+                service, "127.0.0.1", server.server_address[1], "https" if tls else "http"
+            )
+        finally:
+            service.stop()
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)

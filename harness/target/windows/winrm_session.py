@@ -96,8 +96,9 @@ class WinRMSession:
     """A RemoteSession over WinRM (WS-Management Windows Remote Shell) to one Windows guest.
 
     One command at a time: `run` holds a lock, because per-request HTTP timeouts live on the shared
-    transport. Only `basic` can be exercised without a Windows domain; `ntlm` needs requests_ntlm
-    (installed with pywinrm), `kerberos` and `credssp` need pywinrm's extras of the same names.
+    transport. `ntlm` (requests_ntlm, installed with pywinrm) is tested against pyspnego's NTLM
+    acceptor with channel binding and sealed HTTP messages (tests/test_winrm_ntlm.py); `kerberos`
+    and `credssp` need pywinrm's extras of the same names and a Windows domain to test against.
     """
 
     def __init__(
