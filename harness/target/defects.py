@@ -20,13 +20,27 @@ KNOWN_DEFECTS: dict[str, KnownDefect] = {
     for defect in (
         KnownDefect(
             "remove-null-context",
-            ("F13",),
-            "DataBufferSourceRemove of a stored buffer writes through a NULL module context: bugcheck",
+            ("F13", "F33"),
+            "DataBufferSourceRemove of a stored buffer writes DmfDataSize through a NULL module context "
+            "at DISPATCH_LEVEL: bugcheck 0xD1 (0x10, 2, 1, an address in the driver)",
         ),
         KnownDefect(
             "dispatch-wait-lock",
-            ("F14", "F28"),
-            "Add/Remove at DISPATCH_LEVEL take a WDF wait lock from paged code: Verifier violation",
+            ("F14", "F28", "F38"),
+            "Add/Remove at DISPATCH_LEVEL take a WDF wait lock through a paged helper: under Verifier "
+            "bugcheck 0xD1 with P3 = 8 (execute)",
+        ),
+        KnownDefect(
+            "apc-wait-lock",
+            ("F28", "F38"),
+            "Add/Remove at APC_LEVEL under KMDF's verifier: the wait-lock acquire is refused, DMF "
+            "releases it anyway, and the system call returns with APC_INDEX_MISMATCH (0x1)",
+        ),
+        KnownDefect(
+            "rejected-buffer-poisons-dumps",
+            ("F40", "F15"),
+            "a stored buffer lkmdtel rejects (size 0, unaligned, unreadable) stays valid and fails every "
+            "later Create with DMF data until evicted or reboot, leaking a queue buffer each time",
         ),
         KnownDefect(
             "exclude-dmf-data-nonbool",
