@@ -13,7 +13,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.dump import DumpFormatError, describe, open_dump, summary
+from harness.dump import DumpFormatError, KernelDump, UserModeMinidump, describe, open_dump, summary
+from harness.dump.dmf import decode_dmf, describe_dmf
 from harness.report.run_log import RunLog
 from harness.report.run_record import write_run_record
 from harness.report.table import TerminalProgress, result_table, totals_line
@@ -75,6 +76,11 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("file", type=Path)
     inspect.add_argument("--json", action="store_true", help="machine-readable output")
     inspect.add_argument("--rows", type=int, default=20, help="rows shown per table in text output")
+    inspect.add_argument(
+        "--dmf",
+        action="store_true",
+        help="decode the DMF data (collection via P2, modules, configs, contexts)",
+    )
     inspect.set_defaults(handler=_inspect)
     return parser
 
@@ -148,12 +154,24 @@ def _inspect(args: argparse.Namespace) -> int:
         print(f"lkdh inspect: cannot open {args.file}: {error.strerror}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
+        if args.dmf:
+            return _inspect_dmf(dump, as_json=args.json)
         if args.json:
             print(json.dumps(summary(dump), indent=2, sort_keys=True))
         else:
             print(describe(dump, max_rows=args.rows))
     finally:
         dump.close()
+    return EXIT_OK
+
+
+def _inspect_dmf(dump: KernelDump | UserModeMinidump, *, as_json: bool) -> int:
+    """`lkdh inspect --dmf`: what DMF's debugger extension shows (F32, F35); 0 also without DMF data."""
+    if not isinstance(dump, KernelDump):
+        print(f"lkdh inspect: {dump.path.name} is a user-mode minidump: no DMF data", file=sys.stderr)
+        return EXIT_FAILED
+    data = decode_dmf(dump)
+    print(json.dumps(data.as_dict(), indent=2, sort_keys=True) if as_json else describe_dmf(data))
     return EXIT_OK
 
 

@@ -305,6 +305,7 @@ class ScenarioRun:
             secondary_address_override=spec.secondary_data_address,
             elevated=spec.caller == "admin",
             write_access=spec.access == "read-write",
+            device=spec.device,
         )
 
     def _ref(self, slice_: BufferSlice) -> tuple[str | int, int, int]:

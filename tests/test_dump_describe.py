@@ -93,3 +93,12 @@ def test_bugcheck_names_cover_the_brief() -> None:
         assert code in BUGCHECK_NAMES
     assert bugcheck_name(0x161) == "LIVE_SYSTEM_DUMP"
     assert bugcheck_name(0x12345) is None and bugcheck_name(None) is None
+
+
+def test_bugcheck_names_are_the_full_reference() -> None:
+    """Issue 9 item 7: every code of Microsoft's Bug Check Code Reference, not ten: the codes this
+    harness meets (0x1 APC_INDEX_MISMATCH from F38, 0x10D from F42) and the reference's far ends."""
+    assert len(BUGCHECK_NAMES) >= 379
+    assert bugcheck_name(0x1) == "APC_INDEX_MISMATCH" and bugcheck_name(0x50) == "PAGE_FAULT_IN_NONPAGED_AREA"
+    assert bugcheck_name(0xDF) == "IMPERSONATING_WORKER_THREAD"
+    assert bugcheck_name(0xDEADDEAD) == "MANUALLY_INITIATED_CRASH1"

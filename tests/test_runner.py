@@ -151,7 +151,7 @@ steps:
       dump:
         parameters: [4, collection]
         contains: [after]
-        block_count: 11
+        block_count: 35
 """,
     )
     assert record.outcome == "passed", record.failure_text()
@@ -199,7 +199,8 @@ def test_unexpected_crash_fails_with_the_crash_dump_summary_and_skips_the_rest(t
     assert crashed.outcome == "failed" and crashed.crash is not None
     text = "\n".join(crashed.failures)
     assert "bugchecked unexpectedly" in text
-    assert "crash dump of the unexpected bugcheck" in text and "0x20010" in text.upper().replace("0X", "0x")
+    # F38: the paged lock helper faults first at DISPATCH under Verifier: 0xD1 with P3 = 8
+    assert "crash dump of the unexpected bugcheck" in text and "0xD1" in text.upper().replace("0X", "0x")
     assert skipped.outcome != "passed" and skipped.status is None
     assert any(d.kind == "crash" for d in record.dumps)
 
@@ -210,12 +211,12 @@ name: expected
 steps:
   - create: {bugcheck_code: 1}
     irql: DISPATCH_LEVEL
-    expect: {bugcheck: [0xC4], bugcheck_parameters: [0x20010, any, any, 0]}
+    expect: {bugcheck: [0xD1], bugcheck_parameters: [any, 2, 8, 0]}
   - wait: 61
   - create: {bugcheck_code: 2}
 """
     record = run_text(tmp_path, text)
-    assert record.outcome == "failed"  # P4 is the supplemental-state address, not 0
+    assert record.outcome == "failed"  # F38: P4 is the faulting instruction (= P1), not 0
     (failure,) = record.steps[0].failures
     assert "P4 of the crash dump differs" in failure and ":5:" in failure  # the expect line
     assert record.steps[2].outcome == "passed"  # the rebooted machine goes on

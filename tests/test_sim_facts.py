@@ -1,6 +1,7 @@
 """The simulated machine reproduces DMF_FACTS.md: one test per fact not already proven in
-test_sim_module.py / test_sim_ring.py, each citing its id. The last test checks that every fact
-F01-F31 is cited by some simulator test, so a new fact cannot go unmodelled silently."""
+test_sim_module.py / test_sim_ring.py / test_sim_fidelity*.py, each citing its id. The last test
+checks that every fact F01-F45 is cited by some simulator test, so a new fact cannot go unmodelled
+silently."""
 
 from __future__ import annotations
 
@@ -30,9 +31,10 @@ from harness.target.ops import (
     Wait,
 )
 from harness.target.sim import SimSettings, SimulatedMachine
+from harness.target.sim.driver_image import TEST_DRIVER
 from harness.target.sim.livekerneldump import ModuleConfig
 from harness.target.sim.lkmdtel import SECONDARY_DATA_LIMIT
-from harness.target.sim.verifier import IRQL_KE_APC_LTE2
+from harness.target.sim.verifier import LOCK_HELPER
 from harness.target.status import (
     STATUS_ACCESS_DENIED,
     STATUS_ACCESS_VIOLATION,
@@ -114,7 +116,7 @@ def test_f10_f16_full_ring_evicts_the_framework_data_first(tmp_path: Path) -> No
     """F10/F16: the framework's blocks are the ring's oldest entries, so filling the ring with client
     buffers silently evicts the collection structure first; every Add still succeeds."""
     sim = machine(tmp_path)
-    collection = sim.driver_info().collection_handle
+    collection = sim.framework.collection_address
     framework = len(sim.framework.blocks)
     sim.execute(Alloc("a", 8, b"a"))
     statuses = {sim.execute(Store("a", 8)).status for _ in range(256 - framework + 1)}
@@ -302,18 +304,19 @@ def test_f27_unprobed_user_pointers(tmp_path: Path, profile: str) -> None:
 # -- IRQL ---------------------------------------------------------------------------------------
 
 
-def test_f28_add_at_dispatch_is_verifier_0xc4_with_documented_parameters(tmp_path: Path) -> None:
-    """F28/F14: the wait lock's KeEnterCriticalRegion at DISPATCH breaks DDI rule IrqlKeApcLte2:
-    0xC4, P1 = 0x00020010, P2 = the rule's description string (readable in the crash dump)."""
+def test_f28_f38_add_at_dispatch_faults_in_the_paged_lock_helper(tmp_path: Path) -> None:
+    """F28/F38: at DISPATCH under Verifier the paged lock helper runs first and faults: 0xD1 with
+    P1 = P4 = the helper's address in LkdhTestDriver.sys, P2 = 2, P3 = 8 (execute); not 0xC4."""
     sim = machine(tmp_path)
     sim.execute(Alloc("a", 16, b"a"))
     crash = sim.execute(Store("a", 16, irql=Irql.DISPATCH_LEVEL)).crash
-    assert crash is not None and crash.bugcheck_code == 0xC4
-    assert crash.parameters[0] == IRQL_KE_APC_LTE2.rule_id == 0x00020010
+    assert crash is not None and crash.bugcheck_code == 0xD1
+    helper = TEST_DRIVER.routine(LOCK_HELPER, paged=True)
+    assert crash.parameters == (helper, 2, 8, helper)
     with crash_dump(sim) as dump:
         assert dump.header.bugcheck_parameters == crash.parameters
-        text = dump.read_virtual(crash.parameters[1], len(IRQL_KE_APC_LTE2.condition))
-        assert text.decode() == IRQL_KE_APC_LTE2.condition
+        (driver,) = [d for d in dump.drivers if d.file_name == "LkdhTestDriver.sys"]
+        assert driver.base <= helper < driver.base + driver.size
 
 
 def test_f28_remove_at_apc_level_is_allowed(tmp_path: Path) -> None:
@@ -326,10 +329,13 @@ def test_f28_remove_at_apc_level_is_allowed(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("profile", ["dmf-bfac434", "contract"])
 def test_f29_create_at_dispatch_bugchecks_on_both_profiles(tmp_path: Path, profile: str) -> None:
-    """F29: Create is PASSIVE only, documented and real: 0xC4 under Verifier on both profiles."""
+    """F29/F38: Create is PASSIVE only (paged), documented and real: at DISPATCH under Verifier its
+    own first instruction faults, 0xD1 with P3 = 8, on both profiles."""
     sim = machine(tmp_path, profile)
     crash = sim.execute(Create(1, irql=Irql.DISPATCH_LEVEL)).crash
-    assert crash is not None and crash.bugcheck_code == 0xC4
+    assert crash is not None and crash.bugcheck_code == 0xD1
+    routine = TEST_DRIVER.routine("DMF_LiveKernelDump_LiveKernelMemoryDumpCreate", paged=True)
+    assert crash.parameters == (routine, 2, 8, routine)
     assert live_dumps(sim) == []
 
 
@@ -367,10 +373,10 @@ def test_prepare_restores_a_clean_machine_after_crashes(tmp_path: Path) -> None:
 
 
 def test_every_fact_is_cited_by_a_simulator_test() -> None:
-    """Every fact F01-F31 of DMF_FACTS.md is named by at least one test of the simulator."""
+    """Every fact F01-F45 of DMF_FACTS.md is named by at least one test of the simulator."""
     cited: set[str] = set()
     for path in TESTS.glob("test_sim_*.py"):
         for match in re.finditer(r"\bF(\d{2})\b|\btest_f(\d{2})", path.read_text(encoding="utf-8")):
             cited.add(f"F{match.group(1) or match.group(2)}")
-    missing = sorted({f"F{n:02d}" for n in range(1, 32)} - cited)
+    missing = sorted({f"F{n:02d}" for n in range(1, 46)} - cited)
     assert missing == []

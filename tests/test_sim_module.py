@@ -139,15 +139,19 @@ def test_f14_without_verifier_dispatch_store_goes_through(tmp_path: Path) -> Non
     assert sim.execute(Store("a", 16, irql=Irql.DISPATCH_LEVEL)).status == STATUS_SUCCESS
 
 
-def test_f16_framework_data_is_stored_first_and_excluded_with_flag(tmp_path: Path) -> None:
-    """F16: the collection structure and module objects are ring entries, in the dump by default."""
+def test_f16_f32_framework_data_is_stored_first_and_p2_is_a_handle(tmp_path: Path) -> None:
+    """F16/F32: the DMF_MODULE_COLLECTION is the first ring entry; P2 is a KMDF handle at which no
+    block starts, and the collection block's first 8 bytes equal P2 (its first field)."""
     sim = machine(tmp_path)
-    collection = sim.driver_info().collection_handle
+    p2 = sim.driver_info().collection_handle
     sim.execute(Create(1))
     with only_live_dump(sim) as dump:
+        assert dump.header.bugcheck_parameters[1] == p2
         first = dump.data_blocks[0]
-        assert first.address == collection
-        assert dump.read_virtual(collection, 8) == b"DMFCOLLN"
+        assert first.size == 0x68
+        assert int.from_bytes(dump.block_bytes(first)[:8], "little") == p2
+        assert all(block.address != p2 for block in dump.data_blocks)
+        assert dump.block_containing(p2) is None
         assert len(dump.data_blocks) == len(sim.framework.blocks)
 
 

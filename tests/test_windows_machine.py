@@ -245,7 +245,8 @@ def test_shipped_scenarios_give_the_simulators_outcomes_on_the_windows_target(
 def test_a_crash_is_reported_from_the_pulled_crash_dump(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Store at DISPATCH_LEVEL under Verifier bugchecks (F14): the command dies with the connection,
+    """Store at DISPATCH_LEVEL under Verifier bugchecks (F14, F38: 0xD1 in the paged lock helper):
+    the command dies with the connection,
     the machine is unreachable while it boots, and the Crash comes from the dump pulled afterwards."""
     lab = build_lab(tmp_path, monkeypatch, unreachable=2)
     lab.machine.prepare()
@@ -258,13 +259,13 @@ def test_a_crash_is_reported_from_the_pulled_crash_dump(
     truth = lab.vm.sim.crashes[-1]
     assert result.crash is not None
     assert (result.crash.bugcheck_code, result.crash.parameters) == (truth.bugcheck_code, truth.parameters)
-    assert result.crash.bugcheck_code == 0xC4
+    assert result.crash.bugcheck_code == 0xD1 and result.crash.parameters[1:3] == (2, 8)
     assert lab.sleeps == [BOOT_POLL_SECONDS, BOOT_POLL_SECONDS], "two refused polls while it booted"
     local = result.crash.dump_path
     assert local is not None and local.is_relative_to(lab.machine.output_dir)
     assert local.read_bytes() == truth.dump_path.read_bytes()
     with open_dump(local) as dump:
-        assert (dump.header.bugcheck_code, tuple(dump.header.bugcheck_parameters)) == (0xC4, truth.parameters)
+        assert (dump.header.bugcheck_code, tuple(dump.header.bugcheck_parameters)) == (0xD1, truth.parameters)
 
     live, crash = sorted(lab.machine.collect_dumps(), key=lambda dump: dump.kind, reverse=True)
     assert (crash.path, crash.kind) == (local, "crash")

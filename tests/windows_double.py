@@ -141,6 +141,10 @@ class LkdctlOnSimulator:
             return lkdctl_failure("bad_arguments", message=problem)
         if options.guid == self.sim.settings.module.device_interface_guid:
             status, output = self._module_ioctl(options, data, elevated)
+        elif options.guid == protocol.CONTROL_INTERFACE_GUID and options.ioctl == IOCTL_LIVEKERNELDUMP_CREATE:
+            # DMF dispatches every IOCTL to every module: the module serves its code on any handle
+            # to the device (DMF_FACTS.md F37, Dmf_IoctlHandler.c:340-380)
+            status, output = self._module_ioctl(options, data, elevated, device="control-interface")
         elif options.guid == protocol.CONTROL_INTERFACE_GUID:
             status, output = self._control_ioctl(options, data)
         else:
@@ -163,12 +167,15 @@ class LkdctlOnSimulator:
             packed[input_offset : input_offset + 8] = struct.pack("<Q", base + user_offset)
         return bytes(packed), None
 
-    def _module_ioctl(self, options: _LkdctlOptions, data: bytes, elevated: bool) -> tuple[int, bytes]:
+    def _module_ioctl(
+        self, options: _LkdctlOptions, data: bytes, elevated: bool, device: str = "module-interface"
+    ) -> tuple[int, bytes]:
         """The module's own interface: only IOCTL_LIVEKERNELDUMP_CREATE, answered with no output."""
         if options.ioctl != IOCTL_LIVEKERNELDUMP_CREATE:
             return STATUS_INVALID_DEVICE_REQUEST, b""
         self.operations.append("IOCTL_LIVEKERNELDUMP_CREATE")
-        result = self._execute(IoctlCreate(raw=data, elevated=elevated, write_access=not options.read_only))
+        op = IoctlCreate(raw=data, elevated=elevated, write_access=not options.read_only, device=device)
+        result = self._execute(op)
         return result.status, b""
 
     def _control_ioctl(self, options: _LkdctlOptions, data: bytes) -> tuple[int, bytes]:

@@ -29,6 +29,7 @@ def summary(dump: KernelDump | UserModeMinidump) -> dict[str, Any]:
     if isinstance(dump, UserModeMinidump):
         empty = {"header": None, "triage": None, "data_blocks": [], "secondary_data": [], "drivers": []}
         empty["blob_chain_end"] = None
+        empty["debugger"] = None
         return _sorted({**base, **empty, "minidump": _sorted(dump.summary())})
     header = dataclasses.asdict(dump.header)
     header["bugcheck_parameters"] = list(dump.header.bugcheck_parameters)
@@ -51,6 +52,7 @@ def summary(dump: KernelDump | UserModeMinidump) -> dict[str, Any]:
             ],
             "blob_chain_end": dump.blob_chain_end,
             "drivers": [{"base": d.base, "name": d.name, "size": d.size} for d in dump.drivers],
+            "debugger": None if dump.debugger is None else _sorted(dataclasses.asdict(dump.debugger)),
         }
     )
 
@@ -142,6 +144,31 @@ def _driver_lines(dump: KernelDump, max_rows: int) -> list[str]:
     return lines
 
 
+def _debugger_lines(dump: KernelDump, max_rows: int) -> list[str]:
+    view = dump.debugger
+    if view is None:
+        return []
+    lines = ["Current thread (debugger view)"]
+    if view.registers:
+        regs = [f"{name.lower()}={value:016x}" for name, value in view.registers.items()]
+        lines += ["  " + " ".join(regs[i : i + 4]) for i in range(0, len(regs), 4)]
+    if view.process:
+        p = view.process
+        lines.append(_row("process", f"{p['image_file_name']} (pid 0x{p['process_id']:x})"))
+    if view.thread:
+        t = view.thread
+        lines.append(_row("thread", f"0x{t.get('address', 0):x} (tid 0x{t.get('thread_id', 0):x})"))
+    if view.stack:
+        lines.append(_row("stack", f"top 0x{view.stack['top']:x}, 0x{view.stack['size']:x} bytes"))
+    if view.debugger_data:
+        kd = view.debugger_data
+        lines.append(_row("KdDebuggerData", f"KernBase 0x{kd['kern_base']:x}, size 0x{kd['size']:x}"))
+    names = ", ".join(u["name"] for u in view.unloaded_drivers[:max_rows])
+    lines.append(_row("unloaded drivers", names or "none"))
+    lines += [f"  note: {note}" for note in view.notes]
+    return lines
+
+
 def _user_lines(dump: UserModeMinidump, max_rows: int) -> list[str]:
     code = dump.exception_code
     lines = [
@@ -168,5 +195,6 @@ def describe(dump: KernelDump | UserModeMinidump, *, max_rows: int = 20) -> str:
         _block_lines(dump, max_rows),
         _blob_lines(dump, max_rows),
         _driver_lines(dump, max_rows),
+        _debugger_lines(dump, max_rows),
     ]
     return "\n".join(line for part in parts for line in part)

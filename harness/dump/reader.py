@@ -23,6 +23,7 @@ from types import TracebackType
 from . import layout as L
 from . import triage as T
 from .blocks import BlockIndex
+from .debugger import DebuggerView, check_sections, debugger_view
 from .errors import DumpFormatError
 from .records import Blob, DataBlock, Driver, DumpHeader64, TriageDump64
 from .secondary import walk_blob_chain
@@ -91,6 +92,7 @@ class KernelDump:
         T.check_validity(self.path, self.read_file, triage, self.file_size)
         self.data_blocks = T.read_data_blocks(self.path, self.read_file, triage, self.file_size)
         T.check_driver_list(self.path, triage)
+        check_sections(self.path, self.read_file, triage, self.header)
         self.secondary_data, self.blob_chain_end = walk_blob_chain(
             self.path, self.read_file, triage.size_of_dump, self.file_size
         )
@@ -131,6 +133,14 @@ class KernelDump:
         if self.triage is None:
             return []
         return T.read_drivers(self.path, self.read_file, self.triage)
+
+    @cached_property
+    def debugger(self) -> DebuggerView | None:
+        """Registers, current thread and process, stack, unloaded drivers and debugger data, as a
+        debugger opens them (None for non-triage dumps)."""
+        if self.triage is None:
+            return None
+        return debugger_view(self.read_file, self.triage, self.header)
 
     def blob_bytes(self, blob: Blob) -> bytes:
         """The data of one secondary-data blob."""

@@ -15,8 +15,11 @@ silent, so the reader cannot tell a simulated dump from a real one by its layout
 
 Attributes: a live dump gets LiveDumpGeneratedDump (bit 4) and KernelGeneratedTriageDump (bit 3),
 since a live triage report is a kernel-generated triage dump; a non-live one leaves Attributes as
-"PAGE", like both (non-live) fixtures. MiniDumpFields claims only what is written: DRIVER_LIST and
-DATA_BLOCKS (no context, PRCB or stack is simulated, so ContextOffset etc. are 0).
+"PAGE", like both (non-live) fixtures. With a ``thread`` (a ``sections.ThreadState``) the dump carries
+what a real current-thread triage dump carries (CONTEXT, exception, MM information, unloaded
+drivers, PRCB, process, thread, call stack, debugger data: ``sections``) and MiniDumpFields is the
+fixtures' 0xCFF; without one, MiniDumpFields claims only what is written (DRIVER_LIST, DATA_BLOCKS)
+and the context record stays "PAGE" fill.
 
 The file is written to a temporary name in the target folder and renamed, so a reader polling the
 folder never sees half a dump. The writer is proven by the reader, never the other way round: the
@@ -33,12 +36,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import layout as L
+from .sections import CURRENT_THREAD_FIELDS, ThreadState, append_sections, context_bytes, exception_bytes
 
 DEFAULT_DRIVERS: tuple[tuple[str, int, int], ...] = (
     ("\\SystemRoot\\system32\\ntoskrnl.exe", 0xFFFFF80270A00000, 0x1046000),
     ("\\SystemRoot\\system32\\hal.dll", 0xFFFFF8026E440000, 0x6000),
     ("\\SystemRoot\\system32\\drivers\\Wdf01000.sys", 0xFFFFF8026E900000, 0xE3000),
-    ("\\SystemRoot\\System32\\drivers\\LkdTest.sys", 0xFFFFF80281200000, 0x12000),
+    ("\\SystemRoot\\System32\\drivers\\LkdhTestDriver.sys", 0xFFFFF80281200000, 0x12000),
 )
 
 
@@ -114,6 +118,8 @@ class TriageDumpSpec:
     ps_active_process_head: int = 0xFFFFF8027121E200
     kd_debugger_data_block: int = 0xFFFFF80271200B20
     comment: str = ""
+    thread: ThreadState | None = None
+    """The current thread's state; None writes the minimal dump (no context, PRCB or stack)."""
 
 
 @dataclass
@@ -148,6 +154,10 @@ def _header(spec: TriageDumpSpec, fields: int, file_size: int) -> L.DUMP_HEADER6
     h.KdSecondaryVersion = 0
     if spec.live:
         h.Attributes = L.ATTR_LIVE_DUMP_GENERATED_DUMP | L.ATTR_KERNEL_GENERATED_TRIAGE_DUMP
+    if spec.thread is not None:
+        context = context_bytes(spec.thread)
+        ctypes.memmove(ctypes.addressof(h) + L.DUMP_HEADER64.ContextRecord.offset, context, len(context))
+        h.Exception = L.EXCEPTION_RECORD64.from_buffer_copy(exception_bytes(spec.thread))
     return h
 
 
@@ -185,9 +195,12 @@ def _data_blocks(spec: TriageDumpSpec, t: L.TRIAGE_DUMP64, data: bytearray) -> N
     data[start : start + ctypes.sizeof(table)] = bytes(table)
 
 
-def _body(spec: TriageDumpSpec) -> _Body:
+def _body(spec: TriageDumpSpec, header: L.DUMP_HEADER64) -> _Body:
     t = L.TRIAGE_DUMP64()
     data = bytearray()
+    if spec.thread is not None:
+        kern_base = spec.drivers[0][1] if spec.drivers else 0
+        append_sections(spec.thread, header, kern_base, t, data)
     if spec.drivers:
         _driver_list(spec, t, data)
     if spec.data_blocks:
@@ -219,15 +232,18 @@ def write_triage_dump(path: str | Path, spec: TriageDumpSpec) -> Path:
     """Write ``spec`` as a triage live dump at ``path`` (atomically: temp file + rename); return the path."""
     path = Path(path)
     _check_spec(spec)
-    body = _body(spec)
-    blobs = _blobs(spec)
     fields = (L.TRIAGE_DUMP_DRIVER_LIST if spec.drivers else 0) | (
         L.TRIAGE_DUMP_DATA_BLOCKS if spec.data_blocks else 0
     )
+    if spec.thread is not None:
+        fields = CURRENT_THREAD_FIELDS
+    header = _header(spec, fields, 0)
+    body = _body(spec, header)
+    blobs = _blobs(spec)
     file_size = body.triage.SizeOfDump + len(blobs)
     if file_size > 0xFFFF_FFFF:
         raise ValueError(f"a triage dump of 0x{file_size:x} bytes does not fit 32-bit file offsets")
-    header = _header(spec, fields, file_size)
+    header.RequiredDumpSpace = file_size
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:

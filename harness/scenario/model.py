@@ -197,7 +197,8 @@ class IoctlCreateSpec(StrictModel):
     so short or oversized inputs can be tried. The `client_structure_count`, `client_structure_array`,
     `secondary_data_size` and `secondary_data_address` overrides replace what is packed (a NULL array
     with a count, a wild pointer). `caller` is an elevated administrator or a standard user;
-    `access` is how the handle was opened.
+    `access` is how the handle was opened; `device` which handle: the module's own interface
+    (GuidDeviceInterface) or the test driver's control interface, which serves the IOCTL too (F37).
     """
 
     bugcheck_code: U32 = 0
@@ -212,10 +213,11 @@ class IoctlCreateSpec(StrictModel):
     secondary_data_address: U64 | None = None
     caller: Literal["admin", "standard-user"] = "admin"
     access: Literal["read-write", "read"] = "read-write"
+    device: Literal["module-interface", "control-interface"] = "module-interface"
 
     @model_validator(mode="after")
     def _raw_alone(self) -> IoctlCreateSpec:
-        fields = self.model_fields_set - {"raw", "caller", "access"}
+        fields = self.model_fields_set - {"raw", "caller", "access", "device"}
         if self.raw is not None and fields:
             named = ", ".join(sorted(fields))
             raise ValueError(f"`raw` sends exact bytes; it cannot be combined with {named}")

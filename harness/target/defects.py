@@ -39,6 +39,8 @@ ANY: None = None
 """An unpinned bugcheck parameter."""
 
 STATUS_SUCCESS = STATUS_CODES["STATUS_SUCCESS"]
+STATUS_INVALID_PARAMETER = STATUS_CODES["STATUS_INVALID_PARAMETER"]
+STATUS_BUFFER_TOO_SMALL = STATUS_CODES["STATUS_BUFFER_TOO_SMALL"]
 EXCEPTION_ACCESS_VIOLATION = 0xC0000005
 """STATUS_ACCESS_VIOLATION as the exception code in P1 of 0x7E / 0x3B."""
 
@@ -113,7 +115,8 @@ KNOWN_DEFECTS: dict[str, KnownDefect] = {
         KnownDefect(
             "remove-null-context",
             ("F13", "F33"),
-            "DataBufferSourceRemove of a stored buffer writes through a NULL module context: bugcheck",
+            "DataBufferSourceRemove of a stored buffer writes DmfDataSize through a NULL module context "
+            "at DISPATCH_LEVEL: bugcheck 0xD1 (0x10, 2, 1, an address in the driver)",
             # F33: a data access through NULL+0x10 under the RingBuffer's spin lock: P2 (the IRQL)
             # is 2, P3 a read (0) or write (1) - never 8, the execute fault of paged code (F38),
             # which is the dispatch-wait-lock defect, not this one.
@@ -132,12 +135,33 @@ KNOWN_DEFECTS: dict[str, KnownDefect] = {
         KnownDefect(
             "dispatch-wait-lock",
             ("F14", "F28", "F38"),
-            "Add/Remove at DISPATCH_LEVEL take a WDF wait lock from paged code: Verifier violation",
-            # F14/F38: 0xC4, 0x10D, 0xA or 0xD1 at DISPATCH; at APC_LEVEL 0x10D or 0x1.
+            "Add/Remove at DISPATCH_LEVEL take a WDF wait lock through a paged helper: under Verifier "
+            "bugcheck 0xD1 with P3 = 8 (execute)",
+            # F14/F38: 0xD1 (P3 = 8, the paged helper) is the likelier first failure; 0xC4, 0x10D
+            # and 0xA remain possible on a real machine.
             Signature(
-                bugchecks=(Bugcheck(0xC4), Bugcheck(0x10D), Bugcheck(0xA), Bugcheck(0xD1), Bugcheck(0x1)),
-                operations=("store", "remove"),
+                bugchecks=(Bugcheck(0xC4), Bugcheck(0x10D), Bugcheck(0xA), Bugcheck(0xD1)),
+                operations=("store", "remove", "store_collection"),
             ),
+        ),
+        KnownDefect(
+            "apc-wait-lock",
+            ("F28", "F38"),
+            "Add/Remove at APC_LEVEL under KMDF's verifier: the wait-lock acquire is refused, DMF "
+            "releases it anyway, and the system call returns with APC_INDEX_MISMATCH (0x1)",
+            # F38: 0x10D WDF_VIOLATION or 0x1 APC_INDEX_MISMATCH [INF].
+            Signature(
+                bugchecks=(Bugcheck(0x1), Bugcheck(0x10D)),
+                operations=("store", "remove", "store_collection"),
+            ),
+        ),
+        KnownDefect(
+            "rejected-buffer-poisons-dumps",
+            ("F40", "F15"),
+            "a stored buffer lkmdtel rejects (size 0, unaligned, unreadable) stays valid and fails every "
+            "later Create with DMF data until evicted or reboot, leaking a queue buffer each time",
+            # F40/F08: lkmdtel refuses the insert with STATUS_INVALID_PARAMETER; the Create returns it.
+            Signature(statuses=(STATUS_INVALID_PARAMETER,), operations=("create", "ioctl_create")),
         ),
         KnownDefect(
             "exclude-dmf-data-nonbool",
@@ -179,7 +203,9 @@ KNOWN_DEFECTS: dict[str, KnownDefect] = {
             # in vain (0x50); a kernel address is copied: success, and its bytes in the dump.
             Signature(
                 bugchecks=(Bugcheck(0x3B, p1=EXCEPTION_ACCESS_VIOLATION), Bugcheck(0x50)),
-                statuses=(STATUS_SUCCESS,),
+                # F36: probed up front (the contract) a bad element is refused before anything
+                # else; read lazily, an earlier failure such as BUFFER_TOO_SMALL is returned instead.
+                statuses=(STATUS_SUCCESS, STATUS_BUFFER_TOO_SMALL),
                 expectations=("expect.dump.excludes",),
                 operations=("ioctl_create",),
             ),

@@ -146,6 +146,9 @@ class IoctlCreate:
     secondary_address_override: int | None = None
     elevated: bool = True
     write_access: bool = True
+    device: str = "module-interface"
+    """Which handle the application opens: "module-interface" (GuidDeviceInterface) or
+    "control-interface" (the test driver's control device): the module serves both (F37)."""
 
 
 @dataclass(frozen=True)

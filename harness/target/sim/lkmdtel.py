@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.dump import TriageDumpSpec, write_triage_dump
+from harness.dump.sections import ThreadState
+from harness.target.sim.current_thread import current_thread
+from harness.target.sim.driver_image import LIVE_DUMP_CONTEXT_RIP, LoadedImage, loaded_images
 from harness.target.sim.memory import KernelMemory, PageFault
 from harness.target.status import (
     STATUS_BUFFER_TOO_SMALL,
@@ -35,6 +38,8 @@ SECONDARY_DATA_LIMIT = 24 * 1024 * 1024
 """F07: secondary data should be under 24 MB; larger is truncated."""
 
 BLOCK_DESCRIPTOR_SIZE = 16
+TRIAGE_BLOCK_ALIGNMENT = 8
+"""F40: lkmdtel refuses a triage block whose address is not 8-byte aligned."""
 SECONDS_BETWEEN_REPORTS = 60.0
 """F06: one report per minute per machine."""
 
@@ -69,6 +74,11 @@ class LiveDumpService:
     processors: int = 2
     wer_allows_dumps: bool = True
     last_submit: float | None = None
+    boot: int = 1
+    verifier: bool = False
+    images: tuple[LoadedImage, ...] = field(default_factory=loaded_images)
+    caller: str = "lkdctl.exe"
+    """The process whose system call is running the driver (the dump's current thread)."""
 
     def create_report(
         self, report_type: str, code: int, p1: int, p2: int, p3: int, p4: int
@@ -81,10 +91,12 @@ class LiveDumpService:
     def insert_triage_data_block(self, report: LiveReport, address: int, size: int) -> int:
         """LkmdTelInsertTriageDataBlock: copies the bytes now (F08).
 
-        An unmapped address fails with STATUS_INVALID_PARAMETER [INF]: the service validates the
-        range before copying, unlike DMF's own IOCTL path (F27), which dereferences unprobed.
+        Refused with STATUS_INVALID_PARAMETER: size 0 (F08), an address not 8-byte aligned (F40,
+        per lkmdtel's documentation), a range that is not mapped [INF: the service validates the
+        range before copying]. The same rule serves every caller, the IOCTL path included (F36);
+        only DMF's own read of the caller's client-structure array is unprotected (F27).
         """
-        if size == 0:
+        if size == 0 or address % TRIAGE_BLOCK_ALIGNMENT:
             return STATUS_INVALID_PARAMETER
         cost = block_cost(size)
         if report.used + cost > DUMP_BUFFER_SIZE:
@@ -108,7 +120,7 @@ class LiveDumpService:
         if self.last_submit is not None and now - self.last_submit < SECONDS_BETWEEN_REPORTS:
             return STATUS_OBJECT_NAME_COLLISION
         secondary: list[tuple[uuid.UUID, bytes]] = []
-        if report.secondary is not None:
+        if report.secondary is not None:  # read now (F07), with the insert's range rule (F36)
             guid, address, size = report.secondary
             size = min(size, SECONDARY_DATA_LIMIT)  # F07: larger data is truncated
             try:
@@ -119,7 +131,14 @@ class LiveDumpService:
         folder = self.windows_dir / "LiveKernelReports" / report.report_type
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{report.report_type}-{_timestamp(now)}.dmp"
-        write_triage_dump(path, self._spec(report, secondary, now, live=True))
+        thread = current_thread(
+            self.boot,
+            LIVE_DUMP_CONTEXT_RIP,
+            process_name=self.caller,
+            driver_frames=("LiveKernelDump_LiveKernelMemoryDumpCreate", "LkdhControlIoctl"),
+            verifier=self.verifier,
+        )
+        write_triage_dump(path, self._spec(report, secondary, now, thread, live=True))
         return STATUS_SUCCESS
 
     def write_crash_dump(
@@ -128,18 +147,29 @@ class LiveDumpService:
         code: int,
         parameters: tuple[int, int, int, int],
         blocks: tuple[tuple[int, bytes], ...] = (),
+        rip: int = 0,
     ) -> Path:
         """What the OS writes to %SystemRoot%\\Minidump after a bugcheck (a triage dump, not live),
-        with `blocks` added by bugcheck callbacks (DMF_CrashDump, F22) or Verifier's evidence."""
+        with `blocks` added by bugcheck callbacks (DMF_CrashDump, F22); `rip` is where the thread
+        stopped (the faulting instruction when the bugcheck names one)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         report = LiveReport("Minidump", code, parameters, blocks=list(blocks))
-        write_triage_dump(path, self._spec(report, [], self.clock(), live=False))
+        thread = current_thread(self.boot, rip, process_name=self.caller, verifier=self.verifier)
+        write_triage_dump(path, self._spec(report, [], self.clock(), thread, live=False))
         return path
 
     def _spec(
-        self, report: LiveReport, secondary: list[tuple[uuid.UUID, bytes]], now: float, *, live: bool
+        self,
+        report: LiveReport,
+        secondary: list[tuple[uuid.UUID, bytes]],
+        now: float,
+        thread: ThreadState,
+        *,
+        live: bool,
     ) -> TriageDumpSpec:
         return TriageDumpSpec(
+            drivers=[(image.path, image.base, image.size) for image in self.images],
+            thread=thread,
             bugcheck_code=report.bugcheck_code,
             bugcheck_parameters=report.parameters,
             data_blocks=list(report.blocks),

@@ -38,14 +38,26 @@ from harness.target.ops import (
     Wait,
     buffer_not_found,
 )
+from harness.target.sim.driver_image import KI_BUGCHECK_CONTEXT_RIP, TEST_DRIVER
 from harness.target.sim.framework import build_framework_data
 from harness.target.sim.ioctl import IoctlCaller, LiveKernelDumpIoctlHandler
-from harness.target.sim.livekerneldump import ZERO_GUID, Bugcheck, LiveKernelDumpModule, ModuleConfig
+from harness.target.sim.livekerneldump import (
+    ZERO_GUID,
+    Bugcheck,
+    LiveKernelDumpModule,
+    ModuleConfig,
+)
 from harness.target.sim.lkmdtel import LiveDumpService
 from harness.target.sim.memory import USER_MODE, KernelMemory
+from harness.target.sim.module_tree import WINDOWS_10_RS3_BUILD, lkdh_driver_modules
 from harness.target.sim.profiles import DEFAULT_PROFILE, SimProfile, profile_named
 from harness.target.sim.verifier import DriverVerifier
-from harness.target.status import STATUS_NOT_FOUND, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_SUCCESS
+from harness.target.status import (
+    STATUS_INVALID_DEVICE_STATE,
+    STATUS_NOT_FOUND,
+    STATUS_OBJECT_NAME_NOT_FOUND,
+    STATUS_SUCCESS,
+)
 
 BOOT_SECONDS = 45.0
 """Virtual time a reboot takes."""
@@ -56,7 +68,8 @@ OP_SECONDS = 0.002
 EPOCH = 1_767_225_600.0
 """The virtual clock starts at 2026-01-01T00:00:00Z."""
 
-DRIVER_IMAGE_BASE = 0xFFFF_F806_1A20_0000
+CONTROL_IOCTL_OPS = (Store, Remove, StoreCollection, Create, QueryDmfDataSize)
+"""Operations the test driver runs inside one control IOCTL (Control.c): a system call each."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,14 @@ class SimSettings:
     second_crash_dump_module: bool = False
     """F22: another DMF_CrashDump instance in the driver; with IncludeDmfDataInBugCheckTriageDump
     the module's own child is the second, fails to open, and the driver does not start."""
+    device_instances: int = 1
+    """F41: how many devices the driver serves; DMF_CrashDump's singleton is a global of the image,
+    so with the CrashDump child a second device's DeviceAdd fails."""
+    checked_dmf: bool = False
+    """F43: the driver is built against a debug (checked) DMF, whose DmfAssert is live."""
+    live_kernel_dump_feature: bool = True
+    """F42: False = the driver never calls DMF_DmfDeviceInitSetLiveKernelDumpConfig, so the feature
+    module handle is NULL; the test driver then refuses every DMF operation (Control.c)."""
 
 
 class SimulatedMachine(Target):
@@ -101,8 +122,13 @@ class SimulatedMachine(Target):
 
     def execute(self, op: Op) -> OpResult:
         self.now += OP_SECONDS
+        self.service.caller = "lkdh_app.exe" if isinstance(op, IoctlCreate) else "lkdctl.exe"
         try:
-            return self._dispatch(op)
+            result = self._dispatch(op)
+            violation = self.verifier.system_call_exit()  # F38: checked when the IOCTL returns
+            if violation is not None:
+                raise Bugcheck.from_violation(violation)
+            return result
         except Bugcheck as bugcheck:
             return OpResult(status=STATUS_SUCCESS, crash=self._crash(bugcheck))
 
@@ -155,22 +181,32 @@ class SimulatedMachine(Target):
         self.memory = KernelMemory(self.boot_number, self.settings.seed)
         self.buffers: dict[str, tuple[int, int]] = {}
         self.service = LiveDumpService(
-            self.windows_dir, self.memory, self.clock, wer_allows_dumps=self.settings.wer_allows_dumps
+            self.windows_dir,
+            self.memory,
+            self.clock,
+            wer_allows_dumps=self.settings.wer_allows_dumps,
+            boot=self.boot_number,
+            verifier=self.settings.verifier,
         )
-        if self.settings.module.include_dmf_data_in_bugcheck_dump and self.settings.second_crash_dump_module:
+        config = self.settings.module
+        if config.has_crash_dump_child and (
+            self.settings.second_crash_dump_module or self.settings.device_instances > 1
+        ):
             raise TargetError(
                 "the test driver failed to start: a second DMF_CrashDump instance fails to open with "
-                "STATUS_INVALID_PARAMETER (F22: only one may exist per driver)"
+                "STATUS_INVALID_PARAMETER (F22/F41: one per driver image, a global singleton)"
             )
-        verifier = DriverVerifier(self.memory, enabled=self.settings.verifier)
-        self.module = LiveKernelDumpModule(
-            self.profile, self.service, self.settings.module, DRIVER_IMAGE_BASE, verifier
+        self.verifier = DriverVerifier(TEST_DRIVER, enabled=self.settings.verifier)
+        self.module = LiveKernelDumpModule(self.profile, self.service, config, TEST_DRIVER, self.verifier)
+        self.ioctl = LiveKernelDumpIoctlHandler(
+            self.module, self.memory, checked_dmf=self.settings.checked_dmf
         )
-        self.ioctl = LiveKernelDumpIoctlHandler(self.module, self.memory)
-        self.framework = build_framework_data(self.memory)
+        modules = lkdh_driver_modules(config.target_build, config.include_dmf_data_in_bugcheck_dump)
+        self.framework = build_framework_data(self.memory, modules)
+        # F35/F18: the collection and the handle array first, then P2 is recorded, then per module.
         for block in self.framework.blocks:
             self.module.ring.add(block.address, block.size)
-            self.module.dmf_data_size += block.size + 8
+            self.module.count_dmf_data(block.size)
         self.module.collection_parameter = self.framework.collection_handle
 
     def _crash(self, bugcheck: Bugcheck) -> Crash:
@@ -178,7 +214,9 @@ class SimulatedMachine(Target):
         day = time.strftime("%m%d%y", time.gmtime(self.now))  # Windows names them MMDDYY-NNNNN-01.dmp
         minidump = self.windows_dir / "Minidump" / f"{day}-{len(self.crashes) + 1:05d}-01.dmp"
         blocks = (*bugcheck.evidence, *self.module.crash_dump_blocks())
-        self.service.write_crash_dump(minidump, bugcheck.code, bugcheck.parameters, blocks)
+        self.service.write_crash_dump(
+            minidump, bugcheck.code, bugcheck.parameters, blocks, _stop_rip(bugcheck)
+        )
         crash = Crash(bugcheck.code, bugcheck.parameters, bugcheck.reason, minidump)
         self.crashes.append(crash)
         self._reboot()
@@ -192,6 +230,11 @@ class SimulatedMachine(Target):
         self.service.last_submit = last_submit
 
     def _dispatch(self, op: Op) -> OpResult:
+        if isinstance(op, CONTROL_IOCTL_OPS) and not self.settings.live_kernel_dump_feature:
+            return OpResult(
+                STATUS_INVALID_DEVICE_STATE,
+                detail="no LiveKernelDump feature module (NULL handle, F42): Control.c refused",
+            )
         match op:
             case Alloc(name, size, pattern, pool):
                 address = self.memory.allocate(size, pool, pattern)
@@ -200,7 +243,8 @@ class SimulatedMachine(Target):
             case Free(name):
                 if name not in self.buffers:
                     return OpResult(STATUS_NOT_FOUND, detail=f"no buffer named {name!r} on this boot")
-                self.memory.free(self.buffers.pop(name)[0])
+                # F45: Verifier puts the verified driver's allocations in special pool
+                self.memory.free(self.buffers.pop(name)[0], special_pool=self.settings.verifier)
                 return OpResult(STATUS_SUCCESS)
             case Store(buffer, length, offset, irql) | Remove(buffer, length, offset, irql):
                 address = self._resolve(buffer, offset)
@@ -245,11 +289,17 @@ class SimulatedMachine(Target):
         return OpResult(status)
 
     def _ioctl_create(self, op: IoctlCreate) -> OpResult:
-        """An application opens the module's device interface and sends the IOCTL (F23-F27)."""
-        if self.settings.module.device_interface_guid == ZERO_GUID:
+        """An application opens a handle to the device and sends the IOCTL (F23-F27, F37, F42):
+        through the module's interface, which exists only with a GUID and on RS3+, or through the
+        control interface, on which the module's IOCTL is served as well."""
+        if op.device == "module-interface" and (
+            self.settings.module.device_interface_guid == ZERO_GUID
+            or self.settings.module.target_build < WINDOWS_10_RS3_BUILD
+        ):
             return OpResult(
                 STATUS_OBJECT_NAME_NOT_FOUND,
-                detail="the module registered no device interface (GuidDeviceInterface is all zeros, F23)",
+                detail="the module registered no device interface (GuidDeviceInterface is all zeros, F23, "
+                "or a pre-RS3 build, F42)",
             )
         raw = op.raw
         if raw is None:
@@ -308,6 +358,13 @@ class SimulatedMachine(Target):
             return buffer + offset
         entry = self.buffers.get(buffer)
         return None if entry is None else entry[0] + offset
+
+
+def _stop_rip(bugcheck: Bugcheck) -> int:
+    """Where the crashing thread stopped: the faulting instruction when the bugcheck names one
+    (0xD1's P4, 0x3B's P2, 0x10D's caller in P3), else inside KeBugCheckEx's caller [INF]."""
+    index = {0xD1: 3, 0x3B: 1, 0x10D: 2}.get(bugcheck.code)
+    return bugcheck.parameters[index] if index is not None else KI_BUGCHECK_CONTEXT_RIP
 
 
 def _override(override: int | None, packed: int) -> int:

@@ -88,9 +88,16 @@ class KernelMemory:
         self._allocations.insert(index, Allocation(address, data, pool, tag))
         return address
 
-    def free(self, address: int) -> None:
-        """Mark an allocation freed; its bytes stay readable, as freed pool usually does."""
-        self.allocation_at(address).freed = True
+    def free(self, address: int, *, special_pool: bool = False) -> None:
+        """Free an allocation (F45). Normal pool: the block is only marked freed, its page stays
+        mapped and its stale bytes readable, as freed pool usually is. Driver Verifier's special
+        pool: the page is unmapped at free, so any later read of it faults."""
+        allocation = self.allocation_at(address)
+        allocation.freed = True
+        if special_pool:
+            index = bisect.bisect_left(self._starts, allocation.address)
+            del self._starts[index]
+            del self._allocations[index]
 
     def allocation_at(self, address: int, size: int = 1) -> Allocation:
         """The allocation wholly containing [address, address+size); PageFault otherwise."""

@@ -261,7 +261,9 @@ class WindowsMachine(Target):
             lkdctl_guest_path(self.config),
             IOCTL_LIVEKERNELDUMP_CREATE,
             data,
-            guid=protocol.MODULE_INTERFACE_GUID,
+            guid=protocol.CONTROL_INTERFACE_GUID
+            if op.device == "control-interface"
+            else protocol.MODULE_INTERFACE_GUID,  # F37: the module's IOCTL is served on either
             read_only=not op.write_access,
         )
         reply = self._run_lkdctl(call, as_user=not op.elevated)
