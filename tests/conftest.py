@@ -24,4 +24,4 @@ def fixture_dumps() -> Path:
     return folder
 
 
-pytest_plugins = ["pytester"]
+pytest_plugins = ["pytester", "required_tools"]

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from required_tools import tool_missing
 from sshd_server import SshdServer, sshd_missing_reason
 
 from harness.target.windows.ssh_session import SshSession
@@ -39,7 +40,7 @@ def session_for() -> SessionFactory:
 def _started(folder: Any) -> SshdServer:
     reason = sshd_missing_reason()
     if reason:
-        pytest.skip(reason)
+        tool_missing(reason)
     server = SshdServer(folder)
     server.start()
     return server

@@ -34,7 +34,7 @@ class SshdError(RuntimeError):
 def sshd_missing_reason() -> str | None:
     """Why the real-sshd tests cannot run here, or None when they can."""
     if not SSHD.is_file():
-        return f"{SSHD} not found (apt-get install openssh-server)"
+        return f"{SSHD} not found (apt-get install openssh-server; .ci/run installs it)"
     return None
 
 

@@ -7,13 +7,13 @@ import functools
 import http.server
 import json
 import os
-import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from required_tools import require_tool
 from scenario_texts import DEFECT, FAILING, PASSING
 
 CHROMIUM_FLAGS = [
@@ -30,10 +30,7 @@ CHROMIUM_FLAGS = [
 
 
 def _tool(name: str, *extra: Path) -> str:
-    found = shutil.which(name) or next((str(p) for p in extra if p.exists()), None)
-    if found is None:
-        pytest.skip(f"{name} not installed (.ci/run installs it)")
-    return found
+    return require_tool(name, install="apt-get install chromium; npm install allure-commandline", also=extra)
 
 
 @pytest.fixture(scope="module")

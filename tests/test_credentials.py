@@ -13,6 +13,8 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
+import keyring
+import keyrings.alt.file as plaintext
 import pytest
 from pydantic import SecretStr, ValidationError
 
@@ -87,8 +89,6 @@ def test_exactly_one_well_formed_source(data: dict) -> None:
 @pytest.fixture
 def plaintext_keyring(tmp_path: Path) -> Iterator[object]:
     """A real file-backed keyring in tmp_path, installed as the process's keyring for one test."""
-    keyring = pytest.importorskip("keyring")
-    plaintext = pytest.importorskip("keyrings.alt.file")
     backend = plaintext.PlaintextKeyring()
     backend.file_path = str(tmp_path / "keyring.cfg")
     previous = keyring.get_keyring()

@@ -17,6 +17,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from required_tools import require_tool
 
 from harness.target import lkd_ioctl
 from harness.target.irql import Irql
@@ -41,10 +42,7 @@ POOL_MACROS = {
 
 @pytest.fixture(scope="module")
 def mingw() -> str:
-    path = shutil.which(MINGW)
-    if path is None:
-        pytest.skip(f"{MINGW} not found (Debian: apt-get install gcc-mingw-w64-x86-64)")
-    return path
+    return require_tool(MINGW, install="Debian: apt-get install gcc-mingw-w64-x86-64")
 
 
 def expected_constants() -> dict[str, int]:
@@ -240,9 +238,7 @@ def round_trip_program() -> tuple[str, list[bytes]]:
 
 
 def test_c_and_python_produce_the_same_bytes(tmp_path: Path) -> None:
-    compiler = shutil.which("cc") or shutil.which("gcc")
-    if compiler is None:
-        pytest.skip("no host C compiler (cc/gcc) to run the round-trip program")
+    compiler = shutil.which("cc") or require_tool("gcc", install="Debian: apt-get install gcc")
     source, expected = round_trip_program()
     build = compile_c(compiler, source, tmp_path, "-o", str(tmp_path / "round_trip"))
     assert build.returncode == 0, build.stderr

@@ -1,11 +1,15 @@
-"""Hypervisors: libvirt's revert sequence run for real against a fake `virsh`, Hyper-V's through the real
-PowerShell invocation, and the clear refusal without one.
+"""Hypervisors: libvirt's revert sequence run for real against Debian's `virsh` with libvirt's built-in
+test driver, Hyper-V's through the real PowerShell invocation, and the clear refusal without one.
 
-The fake `virsh` is an executable on PATH that records its argv (one JSON list per call) and answers
-like virsh: `snapshot-revert` leaves the domain paused for a few polls, `domstate` prints the state.
-It runs behind a real POSIX shell: `LocalPosixShell` hands `sh -c` one string quoted with shlex.join,
-exactly what sshd does with an SSH command, so the recorded argv proves the quoting round-trips. With
-harness.target.windows.ssh_session present, the same sequence also runs over a real loopback sshd.
+`virsh -c test:///default` is libvirt's own mock hypervisor (one running domain called `test`, no
+snapshots); `test:///<file>` loads a node description, here a domain `win11-lab` with the snapshot
+`clean-driver-ready` (the test driver's `test:domainsnapshot` and `test:runstate` elements). Each virsh
+process starts from that file, so real virsh parses every argv the harness sends, answers with its
+real output and its real error messages, and a revert followed by `domstate` reads "running".
+A transparent shim first on PATH records each argv and `exec`s the real virsh, so the tests see
+the sequence of calls. The calls go through a real POSIX shell: `LocalPosixShell` hands `sh -c`
+one string quoted with shlex.join, exactly what sshd does with an SSH command, and the same
+sequence also runs over a real loopback sshd.
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ import base64
 import json
 import os
 import shlex
+import shutil
 import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from required_tools import tool_missing
+from sshd_server import SshdServer, sshd_missing_reason
 
 from harness.target.windows import powershell
 from harness.target.windows.config import HyperVSettings, LibvirtSettings, NoHypervisorSettings
@@ -31,61 +37,68 @@ from harness.target.windows.hypervisor import (
     hypervisor_from_config,
 )
 from harness.target.windows.session import CommandResult, CommandTimeout, OutputCallback
+from harness.target.windows.ssh_session import SshSession
 
-# `&`, `?` and `=` would split or background a naive shell command: they must reach virsh intact.
-URI = "qemu+ssh://lkdh@kvm.example.test/system?keyfile=/home/lkdh/.ssh/id&no_verify=1"
+REAL_VIRSH = shutil.which("virsh")
 
-FAKE_VIRSH = """\
-#!{python}
-import json, sys
-from pathlib import Path
-
-state = Path({state!r})
-args = sys.argv[1:]
-with (state / "calls.jsonl").open("a") as log:
-    log.write(json.dumps(args) + "\\n")
-behaviour = json.loads((state / "behaviour.json").read_text())
-if args[:1] != ["-c"] or len(args) < 3:
-    sys.exit("error: expected -c URI COMMAND")
-command, rest = args[2], args[3:]
-polls = state / "paused_polls_left"
-if command == "snapshot-revert":
-    if behaviour.get("revert_error"):
-        sys.exit(behaviour["revert_error"])
-    polls.write_text(str(behaviour.get("paused_polls", 0)))
-elif command == "domstate":
-    left = int(polls.read_text()) if polls.exists() else 0
-    if behaviour.get("never_running") or left > 0:
-        polls.write_text(str(max(left - 1, 0)))
-        print("paused\\n")
-    else:
-        print("running\\n")
-elif command == "snapshot-info":
-    if rest[1] != behaviour.get("snapshot"):
-        sys.exit(f"error: Domain snapshot not found: no domain snapshot with matching name '{{rest[1]}}'")
-    print("Name:           " + rest[1])
-else:
-    sys.exit(f"error: unknown command '{{command}}'")
+NODE = """\
+<node>
+  <domain type="test" xmlns:test="http://libvirt.org/schemas/domain/test/1.0">
+    <name>win11-lab</name>
+    <memory>1048576</memory>
+    <os><type>hvm</type></os>
+{runstate}{snapshot}  </domain>
+</node>
+"""
+SNAPSHOT = """\
+    <test:domainsnapshot>
+      <name>clean-driver-ready</name>
+      <state>running</state>
+      <creationTime>1767225600</creationTime>
+      <active>1</active>
+      <domain type="test">
+        <name>win11-lab</name>
+        <memory>1048576</memory>
+        <os><type>hvm</type></os>
+      </domain>
+    </test:domainsnapshot>
+"""
+PAUSED = "    <test:runstate>3</test:runstate>\n"  # VIR_DOMAIN_PAUSED
+SHIM = """\
+#!/bin/sh
+printf '%s\\037' "$@" >> {log}
+echo >> {log}
+exec {virsh} "$@"
 """
 
 
-class FakeVirsh:
-    """A `virsh` in its own folder, and what it was asked."""
+class Virsh:
+    """The real virsh behind a recording shim, and the node files of libvirt's test driver."""
 
     def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-        script = folder / "virsh"
-        script.write_text(FAKE_VIRSH.format(python=sys.executable, state=str(folder)))
-        script.chmod(0o755)
-        self.behave(snapshot="clean-driver-ready")
+        if REAL_VIRSH is None:
+            tool_missing("virsh not found (Debian: apt-get install libvirt-clients; .ci/run installs it)")
+        # `&`, `?` and `=` would split or background a naive shell command: they must reach virsh intact.
+        self.nodes = folder / "nodes&more=1"
+        self.nodes.mkdir(parents=True)
+        self.bin = folder / "bin"
+        self.bin.mkdir()
+        self.log = folder / "virsh-calls"
+        shim = self.bin / "virsh"
+        shim.write_text(SHIM.format(log=shlex.quote(str(self.log)), virsh=shlex.quote(REAL_VIRSH)))
+        shim.chmod(0o755)
 
-    def behave(self, **behaviour: object) -> None:
-        (self.folder / "behaviour.json").write_text(json.dumps(behaviour))
+    def node(self, *, snapshot: bool = True, paused: bool = False) -> str:
+        """A test-driver URI for a host with `win11-lab` (with its snapshot, running or paused)."""
+        name = f"node-{int(snapshot)}{int(paused)}.xml"
+        path = self.nodes / name
+        path.write_text(NODE.format(runstate=PAUSED if paused else "", snapshot=SNAPSHOT if snapshot else ""))
+        return f"test://{path}?no_verify=1&mode=ro"
 
     def calls(self) -> list[list[str]]:
-        log = self.folder / "calls.jsonl"
-        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        if not self.log.exists():
+            return []
+        return [line.split("\037")[:-1] for line in self.log.read_text().splitlines()]
 
 
 class LocalPosixShell:
@@ -121,13 +134,13 @@ class LocalPosixShell:
         self.closed += 1
 
 
-def _libvirt(timeout: float = 30) -> LibvirtSettings:
+def _libvirt(uri: str, timeout: float = 30, domain: str = "win11-lab") -> LibvirtSettings:
     return LibvirtSettings.model_validate(
         {
             "kind": "libvirt",
             "ssh": {"host": "kvm.example.test", "user": "lkdh", "key_file": "/nonexistent/id"},
-            "uri": URI,
-            "domain": "win11-lab",
+            "uri": uri,
+            "domain": domain,
             "snapshot": "clean-driver-ready",
             "timeout": timeout,
         }
@@ -135,78 +148,86 @@ def _libvirt(timeout: float = 30) -> LibvirtSettings:
 
 
 @pytest.fixture
-def virsh(tmp_path: Path) -> FakeVirsh:
-    return FakeVirsh(tmp_path / "bin")
+def virsh(tmp_path: Path) -> Virsh:
+    return Virsh(tmp_path / "libvirt")
 
 
 @pytest.fixture
-def shell(virsh: FakeVirsh) -> LocalPosixShell:
-    return LocalPosixShell(virsh.folder)
+def shell(virsh: Virsh) -> LocalPosixShell:
+    return LocalPosixShell(virsh.bin)
 
 
-def test_libvirt_revert_runs_snapshot_revert_then_polls_domstate(
-    virsh: FakeVirsh, shell: LocalPosixShell
+def test_libvirt_revert_runs_snapshot_revert_then_reads_domstate(
+    virsh: Virsh, shell: LocalPosixShell
 ) -> None:
-    virsh.behave(snapshot="clean-driver-ready", paused_polls=2)
-    host = LibvirtHost(_libvirt(), lambda: shell, poll_interval=0.01)
-    host.revert()
-    domstate = ["-c", URI, "domstate", "win11-lab"]
+    uri = virsh.node()
+    LibvirtHost(_libvirt(uri), lambda: shell, poll_interval=0.01).revert()
     assert virsh.calls() == [
-        ["-c", URI, "snapshot-revert", "win11-lab", "clean-driver-ready", "--running"],
-        domstate,
-        domstate,
-        domstate,  # paused, paused, running
+        ["-c", uri, "snapshot-revert", "win11-lab", "clean-driver-ready", "--running"],
+        ["-c", uri, "domstate", "win11-lab"],  # real virsh says "running" (and a blank line)
     ]
     assert shell.closed == 1  # the session is released after the revert
 
 
-def test_libvirt_revert_failure_carries_virshs_reason(virsh: FakeVirsh, shell: LocalPosixShell) -> None:
-    virsh.behave(revert_error="error: Requested operation is not valid: domain is locked")
+def test_libvirt_revert_failure_carries_virshs_own_reason(virsh: Virsh, shell: LocalPosixShell) -> None:
     with pytest.raises(HypervisorError) as caught:
-        LibvirtHost(_libvirt(), lambda: shell, poll_interval=0.01).revert()
+        LibvirtHost(_libvirt(virsh.node(snapshot=False)), lambda: shell, poll_interval=0.01).revert()
     assert str(caught.value) == (
         "virsh snapshot-revert on kvm.example.test failed (exit 1): "
-        "error: Requested operation is not valid: domain is locked"
+        "error: Domain snapshot not found: no domain snapshot with matching name 'clean-driver-ready'"
     )
     assert len(virsh.calls()) == 1  # no polling after a failed revert
     assert shell.closed == 1
 
 
-def test_libvirt_revert_gives_up_at_its_deadline(virsh: FakeVirsh, shell: LocalPosixShell) -> None:
-    virsh.behave(snapshot="clean-driver-ready", never_running=True)
+def test_libvirt_revert_gives_up_at_its_deadline_on_a_domain_that_stays_paused(
+    virsh: Virsh, shell: LocalPosixShell
+) -> None:
     # Either the last poll saw it paused, or (on a loaded machine) the last poll ran into the deadline.
-    with pytest.raises(HypervisorError, match=r"domain 'win11-lab'(:| is 'paused',) .*0.6 s"):
-        LibvirtHost(_libvirt(timeout=0.6), lambda: shell, poll_interval=0.05).revert()
+    with pytest.raises(HypervisorError, match=r"domain 'win11-lab'(:| is 'paused',) .*1.5 s"):
+        LibvirtHost(
+            _libvirt(virsh.node(paused=True), timeout=1.5), lambda: shell, poll_interval=0.05
+        ).revert()
     assert len(virsh.calls()) >= 2  # it did poll before giving up
 
 
 def test_libvirt_check_changes_nothing_and_names_a_missing_snapshot(
-    virsh: FakeVirsh, shell: LocalPosixShell
+    virsh: Virsh, shell: LocalPosixShell
 ) -> None:
-    host = LibvirtHost(_libvirt(), lambda: shell)
-    assert host.check().endswith("domain is running, snapshot exists")
-    virsh.behave(snapshot="some-other-snapshot")
+    assert (
+        LibvirtHost(_libvirt(virsh.node()), lambda: shell)
+        .check()
+        .endswith("domain is running, snapshot exists")
+    )
     with pytest.raises(HypervisorError, match="no domain snapshot with matching name 'clean-driver-ready'"):
-        host.check()
-    commands = {call[2] for call in virsh.calls()}
-    assert commands == {"domstate", "snapshot-info"}  # never snapshot-revert
+        LibvirtHost(_libvirt(virsh.node(snapshot=False)), lambda: shell).check()
+    assert {call[2] for call in virsh.calls()} == {"domstate", "snapshot-info"}  # never snapshot-revert
 
 
-def test_libvirt_over_a_real_sshd(tmp_path: Path, virsh: FakeVirsh) -> None:
+def test_libvirts_default_test_host_has_no_such_domain_and_no_snapshot(
+    virsh: Virsh, shell: LocalPosixShell
+) -> None:
+    """test:///default: one running domain `test`, nothing else; virsh's own words reach the user."""
+    with pytest.raises(HypervisorError, match=r"virsh domstate on kvm.example.test failed .*'win11-lab'"):
+        LibvirtHost(_libvirt("test:///default"), lambda: shell).check()
+    with pytest.raises(HypervisorError, match="no domain snapshot with matching name 'clean-driver-ready'"):
+        LibvirtHost(_libvirt("test:///default", domain="test"), lambda: shell).check()
+    with pytest.raises(HypervisorError, match=r"snapshot-revert .*no domain snapshot with matching name"):
+        LibvirtHost(_libvirt("test:///default", domain="test"), lambda: shell).revert()
+
+
+def test_libvirt_over_a_real_sshd(tmp_path: Path, virsh: Virsh) -> None:
     """The same revert through SshSession(posix=True) to a real OpenSSH server on loopback."""
-    ssh_session = pytest.importorskip("harness.target.windows.ssh_session")
-    sshd_server = pytest.importorskip("sshd_server")
-    if reason := sshd_server.sshd_missing_reason():
-        pytest.skip(reason)
-    virsh.behave(snapshot="clean-driver-ready", paused_polls=1)
-    with sshd_server.SshdServer(tmp_path / "sshd") as server:
-        # sshd gives commands a fixed PATH; a forced command puts the fake virsh first, then runs the
+    if reason := sshd_missing_reason():
+        tool_missing(reason)
+    uri = virsh.node()
+    with SshdServer(tmp_path / "sshd") as server:
+        # sshd gives commands a fixed PATH; a forced command puts the shim first, then runs the
         # client's command string through the shell exactly as sshd would have.
         public_key = Path(f"{server.client_key}.pub").read_text().strip()
-        forced = f'command="PATH={virsh.folder}:$PATH; eval \\"$SSH_ORIGINAL_COMMAND\\"" {public_key}\n'
+        forced = f'command="PATH={virsh.bin}:$PATH; eval \\"$SSH_ORIGINAL_COMMAND\\"" {public_key}\n'
         (server.workdir / "authorized_keys").write_text(forced)
-        settings = _libvirt()
-        session = ssh_session.SshSession(
+        session = SshSession(
             "127.0.0.1",
             server.port,
             server.user,
@@ -216,9 +237,11 @@ def test_libvirt_over_a_real_sshd(tmp_path: Path, virsh: FakeVirsh) -> None:
             keepalive=30,
             posix=True,
         )
-        LibvirtHost(settings, lambda: session, poll_interval=0.01).revert()
-    assert virsh.calls()[0] == ["-c", URI, "snapshot-revert", "win11-lab", "clean-driver-ready", "--running"]
-    assert virsh.calls()[1:] == [["-c", URI, "domstate", "win11-lab"]] * 2
+        LibvirtHost(_libvirt(uri), lambda: session, poll_interval=0.01).revert()
+    assert virsh.calls() == [
+        ["-c", uri, "snapshot-revert", "win11-lab", "clean-driver-ready", "--running"],
+        ["-c", uri, "domstate", "win11-lab"],
+    ]
 
 
 class RecordingSession:
@@ -307,7 +330,7 @@ def test_the_config_chooses_the_implementation_and_its_sessions() -> None:
             raise ConnectionError("the libvirt host is not reached in this test")
 
     assert isinstance(hypervisor_from_config(NoHypervisorSettings(kind="none"), Sessions()), NoHypervisor)
-    libvirt = hypervisor_from_config(_libvirt(), Sessions())
+    libvirt = hypervisor_from_config(_libvirt("qemu:///system"), Sessions())
     assert isinstance(libvirt, LibvirtHost) and "domain 'win11-lab'" in libvirt.describe()
     hyperv = hypervisor_from_config(_hyperv(), Sessions())
     assert isinstance(hyperv, HyperVHost)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import shutil
 import struct
 import subprocess
 import uuid
@@ -27,6 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from required_tools import require_tool
 
 from harness.target import lkd_ioctl
 from harness.target.windows import lkdctl as L
@@ -43,10 +43,7 @@ ERROR_NO_MORE_ITEMS = 259
 
 
 def require(tool: str, package: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        pytest.skip(f"{tool} not found (Debian: apt-get install {package})")
-    return path
+    return require_tool(tool, install=f"Debian: apt-get install {package}")
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ exactly, byte for byte.
 
 from __future__ import annotations
 
+import ast
 import base64
 import json
 import re
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tree_sitter_language_pack
 
 from harness.target.windows import powershell
 from harness.target.windows.powershell import (
@@ -42,7 +44,6 @@ EXPECTED_SCRIPTS = {
     "list-dumps",
     "file-hash",
     "read-chunk",
-    "delete-files",
     "install-driver",
     "driver-status",
     "import-certificate",
@@ -110,6 +111,21 @@ def error_line(message: str, category: str = "NotSpecified", script_line: int = 
 
 def test_the_templates_are_exactly_the_ones_other_code_names() -> None:
     assert SCRIPT_NAMES == EXPECTED_SCRIPTS
+
+
+def _string_constants_in_the_harness() -> set[str]:
+    found: set[str] = set()
+    for path in (REPO / "harness").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                found.add(node.value)
+    return found
+
+
+def test_every_template_is_one_the_harness_runs() -> None:
+    """A template nothing runs is dead code on the guest's side (delete-files was one, and it
+    contradicted "nothing on the guest is deleted")."""
+    assert SCRIPT_NAMES - _string_constants_in_the_harness() == set()
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_SCRIPTS))
@@ -332,11 +348,7 @@ def test_every_template_starts_with_the_single_parameter_object(name: str) -> No
 
 @pytest.fixture(scope="module")
 def powershell_parser() -> Any:
-    language_pack = pytest.importorskip(
-        "tree_sitter_language_pack",
-        reason="tree-sitter-language-pack==0.13.0 (the PowerShell grammar) is not installed",
-    )
-    return language_pack.get_parser("powershell")
+    return tree_sitter_language_pack.get_parser("powershell")  # the dev extra pins 0.13.0
 
 
 def syntax_errors(parser: Any, source: str) -> list[str]:

@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sshd_server
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from required_tools import tool_missing
 
 from harness.target.windows import powershell
 from harness.target.windows.config import TargetConfig, TlsTrust
@@ -513,7 +515,6 @@ def test_real_sessions_report_an_unset_password_variable(
     listener: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The default session factory, with the real WinRM session: the secret is resolved first."""
-    pytest.importorskip("harness.target.windows.winrm_session")
     monkeypatch.delenv("LKDH_TEST_PW", raising=False)
     results = _by_stage(
         check_target(_config("127.0.0.1", listener, http=True), session_factory=ConfiguredSessions())
@@ -525,7 +526,6 @@ def test_no_secret_reaches_the_report_or_the_log(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A real WinRM session to a loopback port that hangs up: the failure is reported, the password is not."""
-    pytest.importorskip("harness.target.windows.winrm_session")
     secret = "Pa55-for-the-stage-check-8d2e"
     monkeypatch.setenv("LKDH_TEST_PW", secret)
     stop = threading.Event()
@@ -557,10 +557,8 @@ def test_no_secret_reaches_the_report_or_the_log(
 
 def test_configured_sessions_open_a_real_ssh_session_from_the_config(tmp_path: Path) -> None:
     """The default factory maps the config's ssh section onto SshSession; run against a real sshd."""
-    pytest.importorskip("harness.target.windows.ssh_session")
-    sshd_server = pytest.importorskip("sshd_server")
     if reason := sshd_server.sshd_missing_reason():
-        pytest.skip(reason)
+        tool_missing(reason)
     with sshd_server.SshdServer(tmp_path / "sshd") as server:
         ssh = {
             "port": server.port,

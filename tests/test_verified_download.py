@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from required_tools import tool_missing
 from sshd_server import SshdServer, sshd_missing_reason
 
 from harness.target.windows import chunked_transfer, sftp_transfer, verified_download
@@ -131,7 +132,7 @@ def windows_sftp_root() -> Iterator[Path]:
     """A chroot for the test sshd: root-owned, not writable by others in any component (sshd checks
     every one), so it lives under /run, not under the world-writable /tmp."""
     if reason := sshd_missing_reason():
-        pytest.skip(reason)
+        tool_missing(reason)
     if os.geteuid() != 0:
         pytest.skip("sshd's ChrootDirectory needs the server to run as root")
     root = Path(tempfile.mkdtemp(prefix="lkdh-sftp-chroot-", dir="/run"))

@@ -249,10 +249,6 @@ class Operation(IntEnum):
         return ctl_code(FILE_DEVICE_UNKNOWN, int(self), METHOD_BUFFERED, access)
 
     @property
-    def reply_layout(self) -> Layout:
-        return INFO_REPLY if self is Operation.INFO else REPLY
-
-    @property
     def reply_size(self) -> int:
         """The output buffer lkdctl offers: INFO's is generous so any driver version can answer."""
         return INFO_REPLY_MAX_SIZE if self is Operation.INFO else REPLY.size
