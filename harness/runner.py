@@ -132,6 +132,7 @@ class ScenarioRun:
                 self.target.prepare()
             self.info: DriverInfo = self.target.driver_info()
             self.record.profile = self.info.facts.get("profile", "")
+            self.record.target_facts = {key: str(value) for key, value in self.info.facts.items()}
             self.record.defect_active = self.record.known_defect in self.info.known_defects
             missing = sorted(set(self.scenario.requires) - self.info.features)
             if missing:

@@ -44,6 +44,7 @@ EXPECTED_SCRIPTS = {
     "read-chunk",
     "delete-files",
     "install-driver",
+    "live-dump-events",
     "driver-status",
     "import-certificate",
     "enable-test-signing",
@@ -131,7 +132,7 @@ def test_the_command_line_is_constant_and_short() -> None:
     command_line = " ".join(BOOTSTRAP_ARGV)
     assert len(command_line) < CMD_EXE_LIMIT
     assert BOOTSTRAP_ARGV[:6] == (
-        "powershell.exe",
+        r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe",
         "-NoProfile",
         "-NonInteractive",
         "-ExecutionPolicy",
@@ -406,3 +407,16 @@ def test_autounattend_placeholders_are_exactly_what_packer_passes() -> None:
     passed = set(re.findall(r"^\s*([a-z_]+)\s*=", call.group(1), re.MULTILINE))
     assert used == passed == {"admin_user", "admin_password", "image_name"}
     assert "admin_password" not in re.sub(r"\$\{[^}]*\}", "", answer_file.split("-->", 1)[1])
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_SCRIPTS))
+def test_no_native_stderr_is_redirected_while_errors_are_terminating(name: str) -> None:
+    """Under the bootstrap's $ErrorActionPreference = 'Stop', Windows PowerShell 5.1 turns each stderr
+    line of a native command redirected with 2>&1 into a terminating NativeCommandError (shutdown.exe
+    writes one on success): every 2>&1 must sit in a scope that sets 'Continue' first."""
+    lines = script_text(name).splitlines()
+    for number, line in enumerate(lines):
+        if "2>&1" in line.split("#")[0]:
+            scope = "\n".join(lines[max(0, number - 3) : number])
+            assert "$ErrorActionPreference = 'Continue'" in scope, f"{name}:{number + 1}: {line.strip()}"
+
