@@ -420,3 +420,14 @@ def test_no_native_stderr_is_redirected_while_errors_are_terminating(name: str) 
             scope = "\n".join(lines[max(0, number - 3) : number])
             assert "$ErrorActionPreference = 'Continue'" in scope, f"{name}:{number + 1}: {line.strip()}"
 
+
+def test_bootstrap_keeps_a_crash_looping_vm_out_of_automatic_repair() -> None:
+    assert "/set '{current}' bootstatuspolicy ignoreallfailures" in (VM / "bootstrap.ps1").read_text()
+
+
+def test_autounattend_carries_a_generic_key_shown_only_on_error() -> None:
+    tree = ElementTree.parse(VM / "packer" / "autounattend.xml")
+    ns = {"u": "urn:schemas-microsoft-com:unattend"}
+    (key,) = tree.getroot().iterfind(".//u:UserData/u:ProductKey", ns)
+    assert key.findtext("u:WillShowUI", namespaces=ns) == "OnError"
+    assert re.fullmatch(r"([A-Z0-9]{5}-){4}[A-Z0-9]{5}", key.findtext("u:Key", namespaces=ns) or "")
