@@ -127,8 +127,7 @@ class Wine:
         return self.run(*call.argv[1:], *extra, stdin=call.stdin)
 
 
-@pytest.fixture(scope="session")
-def wine(signed_lkdctl: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wine]:
+def _wine_prefix(signed_lkdctl: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wine]:
     """A fresh prefix with a persistent wineserver, booted once with its output detached: wine's
     helper processes would otherwise inherit each call's pipes and hold every call open for seconds."""
     require("wine", "wine")
@@ -148,6 +147,17 @@ def wine(signed_lkdctl: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield Wine(signed_lkdctl, env)
     finally:
         subprocess.run([wineserver, "-k"], env=env, timeout=60, check=False, **detached)
+
+
+@pytest.fixture(scope="session")
+def wine(signed_lkdctl: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wine]:
+    yield from _wine_prefix(signed_lkdctl, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def wine_for_devices(signed_lkdctl: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wine]:
+    """A prefix of its own for --install-device: devnodes it registers stay out of the IOCTL tests."""
+    yield from _wine_prefix(signed_lkdctl, tmp_path_factory)
 
 
 def test_version_names_the_protocol_of_the_header(wine: Wine) -> None:
@@ -350,31 +360,33 @@ def root_devices(wine: Wine, hardware_id: str) -> list[str]:
     return found
 
 
-def test_install_device_creates_the_root_devnode_once(wine: Wine, wine_package: Path) -> None:
+def test_install_device_creates_the_root_devnode_once(wine_for_devices: Wine, wine_package: Path) -> None:
     """devcon's calls (SetupDiCreateDeviceInfo, DIF_REGISTERDEVICE, UpdateDriverForPlugAndPlayDevices):
     the first run registers ROOT\\SYSTEM\\NNNN with the hardware id; a second finds it, creates none."""
     hardware_id = r"Root\LkdhTestDriver"
-    assert root_devices(wine, hardware_id) == []
-    first = wine.run("--install-device", wine_path(wine_package), hardware_id)
+    assert root_devices(wine_for_devices, hardware_id) == []
+    first = wine_for_devices.run("--install-device", wine_path(wine_package), hardware_id)
     assert first.exit_code == 0, first.stdout
     created = first.json()
     assert created["device"] == "created" and created["instance_id"].startswith("ROOT\\SYSTEM\\")
-    assert root_devices(wine, hardware_id) == [created["instance_id"].removeprefix("ROOT\\")]
-    second = wine.run("--install-device", wine_path(wine_package), hardware_id).json()
+    assert root_devices(wine_for_devices, hardware_id) == [created["instance_id"].removeprefix("ROOT\\")]
+    second = wine_for_devices.run("--install-device", wine_path(wine_package), hardware_id).json()
     assert second == created | {"device": "existing"}
-    assert len(root_devices(wine, hardware_id)) == 1, "idempotent: no second devnode"
+    assert len(root_devices(wine_for_devices, hardware_id)) == 1, "idempotent: no second devnode"
 
 
-def test_install_device_refuses_a_hardware_id_the_inf_does_not_offer(wine: Wine, wine_package: Path) -> None:
-    run = wine.run("--install-device", wine_path(wine_package), r"Root\NotInTheInf")
+def test_install_device_refuses_a_hardware_id_the_inf_does_not_offer(
+    wine_for_devices: Wine, wine_package: Path
+) -> None:
+    run = wine_for_devices.run("--install-device", wine_path(wine_package), r"Root\NotInTheInf")
     assert run.exit_code == L.LKDCTL_EXIT_CODES["device_install_failed"]
     assert run.json()["step"] == "no_driver_for_hardware_id"
-    assert root_devices(wine, r"Root\NotInTheInf") == [], "nothing was registered"
+    assert root_devices(wine_for_devices, r"Root\NotInTheInf") == [], "nothing was registered"
 
 
-def test_install_device_names_a_missing_inf(wine: Wine) -> None:
-    run = wine.run("--install-device", r"C:\lkdh\no\such.inf", r"Root\LkdhTestDriver")
+def test_install_device_names_a_missing_inf(wine_for_devices: Wine) -> None:
+    run = wine_for_devices.run("--install-device", r"C:\lkdh\no\such.inf", r"Root\LkdhTestDriver")
     assert run.exit_code == 8
     assert run.json() == {"error": "device_install_failed", "step": "inf_not_found", "win32_error": 2}
-    usage = wine.run("--install-device", "only-one-argument")
+    usage = wine_for_devices.run("--install-device", "only-one-argument")
     assert usage.exit_code == 2 and "exactly INF_PATH HARDWARE_ID" in usage.json()["message"]
