@@ -34,6 +34,11 @@ from harness.target.base import TargetError
 from harness.target.windows import powershell
 from harness.target.windows.config import DriverSettings, SshSettings, TargetConfig, TlsTrust, WinRMSettings
 from harness.target.windows.hypervisor import SessionOpener, hypervisor_from_config
+from harness.target.windows.name_resolution import (
+    ResolutionTimeout,
+    create_connection_within,
+    getaddrinfo_within,
+)
 from harness.target.windows.session import RemoteSession
 
 NETWORK_STAGES = ("resolve", "tcp", "tls", "auth+powershell", "ssh")
@@ -163,9 +168,11 @@ class _Checks:
     def resolve(self) -> str:
         host, port = self.config.host, self._winrm_settings.port
         try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            infos = getaddrinfo_within(host, port, self._winrm_settings.connect_timeout)
         except socket.gaierror as exc:
             raise StageFailed(f"cannot resolve {host}: {exc.strerror}") from None
+        except ResolutionTimeout as exc:
+            raise StageFailed(f"cannot resolve {host}: {exc}") from None
         addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         return f"{host} is {', '.join(addresses)}"
 
@@ -173,8 +180,10 @@ class _Checks:
         host, port = self.config.host, self._winrm_settings.port
         timeout = self._winrm_settings.connect_timeout
         try:
-            with socket.create_connection((host, port), timeout=timeout) as sock:
+            with create_connection_within(host, port, timeout) as sock:
                 peer = sock.getpeername()
+        except ResolutionTimeout as exc:
+            raise StageFailed(f"cannot resolve {host}: {exc}") from None
         except TimeoutError:
             raise StageFailed(f"no answer from {host}:{port} within {timeout:g} s (firewall?)") from None
         except ConnectionRefusedError:
@@ -319,6 +328,8 @@ def check_tls(
         raise StageFailed(
             f"certificate not trusted: {exc.verify_message}; server presented {presented}"
         ) from None
+    except ResolutionTimeout as exc:
+        raise StageFailed(f"cannot resolve {host}: {exc}") from None
     except TimeoutError:
         raise StageFailed(f"TLS handshake with {host}:{port} got no answer within {timeout:g} s") from None
     except ssl.SSLError as exc:
@@ -360,7 +371,7 @@ def _unverified_context() -> ssl.SSLContext:
 
 def _handshake(host: str, port: int, context: ssl.SSLContext, timeout: float) -> bytes:
     with (
-        socket.create_connection((host, port), timeout=timeout) as raw,
+        create_connection_within(host, port, timeout) as raw,
         context.wrap_socket(raw, server_hostname=host) as tls,
     ):
         der = tls.getpeercert(binary_form=True)
