@@ -2,7 +2,11 @@
 PowerShell invocation, and the clear refusal without one.
 
 The fake `virsh` is an executable on PATH that records its argv (one JSON list per call) and answers
-like virsh: `snapshot-revert` leaves the domain paused for a few polls, `domstate` prints the state.
+like virsh: `snapshot-revert` leaves the domain paused for a few polls, `domstate` prints the state,
+`domtime --now` fails with libvirt's own texts while the guest agent is not connected (for a few
+calls after a revert) or not configured (qemuDomainAgentAvailable in libvirt's qemu_domain.c), and
+prints nothing once it set the time (virsh(1) domtime). The real virsh runs `domtime` too, against
+libvirt's test driver (test:///default).
 It runs behind a real POSIX shell: `LocalPosixShell` hands `sh -c` one string quoted with shlex.join,
 exactly what sshd does with an SSH command, so the recorded argv proves the quoting round-trips. With
 harness.target.windows.ssh_session present, the same sequence also runs over a real loopback sshd.
@@ -14,8 +18,10 @@ import base64
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -49,10 +55,21 @@ if args[:1] != ["-c"] or len(args) < 3:
     sys.exit("error: expected -c URI COMMAND")
 command, rest = args[2], args[3:]
 polls = state / "paused_polls_left"
+agent = state / "agent_polls_left"
 if command == "snapshot-revert":
     if behaviour.get("revert_error"):
         sys.exit(behaviour["revert_error"])
     polls.write_text(str(behaviour.get("paused_polls", 0)))
+    agent.write_text(str(behaviour.get("agent_unconnected_polls", 0)))
+elif command == "domtime":
+    left = int(agent.read_text()) if agent.exists() else 0
+    if behaviour.get("no_agent_channel"):
+        sys.exit("error: argument unsupported: QEMU guest agent is not configured")
+    if left > 0:
+        agent.write_text(str(left - 1))
+        sys.exit("error: Guest agent is not responding: QEMU guest agent is not connected")
+    if rest[1:] != ["--now"]:
+        sys.exit("error: this fake virsh only sets the time with --now")
 elif command == "domstate":
     left = int(polls.read_text()) if polls.exists() else 0
     if behaviour.get("never_running") or left > 0:
@@ -156,6 +173,7 @@ def test_libvirt_revert_runs_snapshot_revert_then_polls_domstate(
         domstate,
         domstate,
         domstate,  # paused, paused, running
+        ["-c", URI, "domtime", "win11-lab", "--now"],  # the snapshot's clock is set to the host's
     ]
     assert shell.closed == 1  # the session is released after the revert
 
@@ -175,8 +193,9 @@ def test_libvirt_revert_failure_carries_virshs_reason(virsh: FakeVirsh, shell: L
 def test_libvirt_revert_gives_up_at_its_deadline(virsh: FakeVirsh, shell: LocalPosixShell) -> None:
     virsh.behave(snapshot="clean-driver-ready", never_running=True)
     # Either the last poll saw it paused, or (on a loaded machine) the last poll ran into the deadline.
-    with pytest.raises(HypervisorError, match=r"domain 'win11-lab'(:| is 'paused',) .*0.6 s"):
-        LibvirtHost(_libvirt(timeout=0.6), lambda: shell, poll_interval=0.05).revert()
+    # 3 s: each fake virsh is a Python start-up, which a loaded 2-core machine can stretch past 0.5 s.
+    with pytest.raises(HypervisorError, match=r"domain 'win11-lab'(:| is 'paused',) .*3 s"):
+        LibvirtHost(_libvirt(timeout=3), lambda: shell, poll_interval=0.05).revert()
     assert len(virsh.calls()) >= 2  # it did poll before giving up
 
 
@@ -218,7 +237,52 @@ def test_libvirt_over_a_real_sshd(tmp_path: Path, virsh: FakeVirsh) -> None:
         )
         LibvirtHost(settings, lambda: session, poll_interval=0.01).revert()
     assert virsh.calls()[0] == ["-c", URI, "snapshot-revert", "win11-lab", "clean-driver-ready", "--running"]
-    assert virsh.calls()[1:] == [["-c", URI, "domstate", "win11-lab"]] * 2
+    assert virsh.calls()[1:] == [
+        ["-c", URI, "domstate", "win11-lab"],
+        ["-c", URI, "domstate", "win11-lab"],
+        ["-c", URI, "domtime", "win11-lab", "--now"],
+    ]
+
+
+def test_libvirt_revert_waits_for_the_guest_agent_then_sets_the_clock(
+    virsh: FakeVirsh, shell: LocalPosixShell
+) -> None:
+    virsh.behave(snapshot="clean-driver-ready", agent_unconnected_polls=2)
+    LibvirtHost(_libvirt(), lambda: shell, poll_interval=0.01).revert()
+    domtime = ["-c", URI, "domtime", "win11-lab", "--now"]
+    assert virsh.calls()[-3:] == [domtime] * 3  # not connected, not connected, set
+
+
+def test_libvirt_revert_without_a_guest_agent_channel_says_how_to_add_one(
+    virsh: FakeVirsh, shell: LocalPosixShell
+) -> None:
+    virsh.behave(snapshot="clean-driver-ready", no_agent_channel=True)
+    with pytest.raises(HypervisorError) as caught:
+        LibvirtHost(_libvirt(), lambda: shell, poll_interval=0.01).revert()
+    message = str(caught.value)
+    assert message.startswith(
+        "domain 'win11-lab' reverted to 'clean-driver-ready', but its clock was not set"
+    )
+    assert "QEMU guest agent is not configured" in message and "org.qemu.guest_agent.0" in message
+    assert [call[2] for call in virsh.calls()].count("domtime") == 1  # final: not retried
+
+
+def test_the_clock_resync_is_a_command_the_real_virsh_accepts() -> None:
+    """Debian's virsh against libvirt's test driver, whose domain `test` implements domtime."""
+    if shutil.which("virsh") is None:
+        pytest.skip("virsh is not installed (apt: libvirt-clients)")
+    settings = LibvirtSettings.model_validate(
+        {
+            "kind": "libvirt",
+            "ssh": {"host": "localhost", "user": "lkdh", "key_file": "/nonexistent/id"},
+            "uri": "test:///default",
+            "domain": "test",
+            "snapshot": "clean",
+        }
+    )
+    LibvirtHost(settings, lambda: LocalPosixShell(Path("/nonexistent")))._sync_clock(
+        LocalPosixShell(Path("/nonexistent")), time.monotonic() + 30
+    )
 
 
 class RecordingSession:
@@ -317,3 +381,34 @@ def test_the_config_chooses_the_implementation_and_its_sessions() -> None:
         libvirt.check()
     # Hyper-V: WinRM to the Hyper-V host with its own account; libvirt: SSH to a POSIX shell.
     assert opened == [("winrm", "hv01.example.test", "op"), ("ssh", "kvm.example.test", True)]
+
+
+def test_a_hyperv_account_winrm_refuses_is_told_which_groups_it_needs() -> None:
+    """A real WinRM session to a WS-Management server that accepts the password and denies the shell."""
+    wsman_server = pytest.importorskip("wsman_server")
+    from harness.target.windows.winrm_session import WinRMSession
+
+    with wsman_server.running_wsman_server("op", "pw") as server:
+        server.service.deny_access = True
+
+        def session() -> WinRMSession:
+            return WinRMSession(
+                server.host,
+                port=server.port,
+                username="op",
+                password="pw",
+                transport="basic",
+                scheme="http",
+                allow_insecure_http=True,
+                connect_timeout=5,
+                operation_timeout=5,
+            )
+
+        for attempt in (HyperVHost(_hyperv(), session).check, HyperVHost(_hyperv(), session).revert):
+            with pytest.raises(HypervisorError) as caught:
+                attempt()
+            message = str(caught.value)
+            assert message.startswith(
+                "127.0.0.1: shell: cannot create a shell: WS-Management fault 5: Access"
+            )
+            assert "'Remote Management Users' and 'Hyper-V Administrators'" in message

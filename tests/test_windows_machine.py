@@ -516,6 +516,7 @@ def test_a_failed_create_puts_the_livedump_events_into_the_log(
     caplog.set_level(logging.WARNING)
     assert lab.machine.execute(Create(0x1A2)).status != STATUS_SUCCESS  # F06: within the minute
     assert "Microsoft-Windows-Kernel-LiveDump/Operational has 1 event" in caplog.text
+    assert "Create failed (no dump in LiveKernelReports\\LkdhTestDri)" in caplog.text  # F05's folder
     assert "throttled: one report per minute" in caplog.text
 
 

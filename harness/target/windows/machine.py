@@ -262,8 +262,9 @@ class WindowsMachine(Target):
         answer = self.guest.script("live-dump-events", {"since_unix": since, "max_events": 20})
         events = answer.get("events") or []
         log.warning(
-            "%s: Create failed; %s has %d event(s) since then%s",
+            "%s: Create failed (no dump in LiveKernelReports\\%s); %s has %d event(s) since then%s",
             self.config.name,
+            self.config.live_dumps.folder_name,
             answer.get("log"),
             len(events),
             f" ({answer.get('note')})" if answer.get("note") else "",

@@ -32,7 +32,15 @@ from cryptography import x509
 
 from harness.target.base import TargetError
 from harness.target.windows import powershell
-from harness.target.windows.config import DriverSettings, SshSettings, TargetConfig, TlsTrust, WinRMSettings
+from harness.target.windows.config import (
+    DMF_REPORT_TYPE_KEPT,
+    DriverSettings,
+    SshSettings,
+    TargetConfig,
+    TlsTrust,
+    WinRMSettings,
+    report_folder_name,
+)
 from harness.target.windows.hypervisor import SessionOpener, hypervisor_from_config
 from harness.target.windows.name_resolution import (
     ResolutionTimeout,
@@ -286,10 +294,14 @@ def dump_folder_verdict(info: dict, report_type: str) -> str:
             )
         else:
             free = int(folder.get("free_bytes") or 0) / 2**30
-            shown = f"{path}\\{report_type}" if kind == "live" else path
+            shown = f"{path}\\{report_folder_name(report_type)}" if kind == "live" else path
             found.append(f"{kind} dumps to {shown} ({free:.1f} GiB free)")
     if problems:
         raise StageFailed("; ".join(problems))
+    if report_folder_name(report_type) != report_type:
+        found.append(
+            f"ReportType {report_type!r} as DMF truncates it: {DMF_REPORT_TYPE_KEPT} characters (F05)"
+        )
     return "; ".join(found)
 
 
