@@ -41,6 +41,8 @@ class RunRecord:
     location: str
     target: str
     profile: str = ""
+    target_facts: dict[str, str] = field(default_factory=dict)
+    """DriverInfo.facts: on a VM the driver version, its SHA-256 and the DMF commit that were tested."""
     known_defect: str | None = None
     defect_active: bool = False
     defect_note: str | None = None
@@ -75,6 +77,7 @@ class RunRecord:
             "location": self.location,
             "target": self.target,
             "profile": self.profile,
+            "target_facts": dict(self.target_facts),
             "known_defect": self.known_defect,
             "defect_active": self.defect_active,
             "defect_note": self.defect_note,

@@ -134,6 +134,7 @@ class ScenarioRun:
             self.info: DriverInfo = self.target.driver_info()
             facts = self.info.facts  # a simulator's profile, or the DMF build a VM's driver runs
             self.record.profile = facts.get("profile") or facts.get("dmf_build", "")
+            self.record.target_facts = {key: str(value) for key, value in facts.items()}
             self.record.defect_active = self.record.known_defect in self.info.known_defects
             missing = sorted(set(self.scenario.requires) - self.info.features)
             if missing:

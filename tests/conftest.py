@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:  # imported lazily: signing imports required_tools, a plugin pytest must rewrite first
+    from driver_package import BuiltPackage
+    from signing import SigningIdentity
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,3 +30,23 @@ def fixture_dumps() -> Path:
 
 
 pytest_plugins = ["pytester", "required_tools"]
+
+
+@pytest.fixture(scope="session")
+def identity(tmp_path_factory: pytest.TempPathFactory) -> SigningIdentity:
+    """A throwaway code-signing identity (tests/signing.py) shared by the Windows-target tests."""
+    from signing import make_identity
+
+    return make_identity(tmp_path_factory.mktemp("identity"), "lkdh-machine-test")
+
+
+@pytest.fixture(scope="session")
+def packages(tmp_path_factory: pytest.TempPathFactory, identity: SigningIdentity) -> dict[str, BuiltPackage]:
+    """Two real signed builds (tests/driver_package.py): the one under test and a newer one."""
+    from driver_package import build_package
+
+    root = tmp_path_factory.mktemp("packages")
+    return {
+        version: build_package(root / version / "LkdhTestDriver", identity, version=version)
+        for version in ("1.2.3.4", "1.2.3.5")
+    }

@@ -147,7 +147,8 @@ def test_lkdctl_builds_warning_free(mingw: str, tmp_path: Path) -> None:
     exe = tmp_path / "lkdctl.exe"
     strict = ["-Wall", "-Wextra", "-Wpedantic", "-Wconversion", "-Wshadow", "-Werror"]  # near MSVC /W4 /WX
     command = [mingw, "-std=c11", *strict, "-municode", f"-I{INCLUDE}"]
-    command += ["-o", str(exe), str(LKDCTL_SOURCE), "-lsetupapi"]
+    devnode = LKDCTL_SOURCE.with_name("devnode.c")
+    command += ["-o", str(exe), str(LKDCTL_SOURCE), str(devnode), "-lsetupapi", "-lnewdev"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     image = exe.read_bytes()

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+import wsman_server
 from required_tools import tool_missing
 from sshd_server import SshdServer, sshd_missing_reason
 
@@ -38,6 +39,7 @@ from harness.target.windows.hypervisor import (
 )
 from harness.target.windows.session import CommandResult, CommandTimeout, OutputCallback
 from harness.target.windows.ssh_session import SshSession
+from harness.target.windows.winrm_session import WinRMSession
 
 REAL_VIRSH = shutil.which("virsh")
 
@@ -68,8 +70,23 @@ SHIM = """\
 #!/bin/sh
 printf '%s\\037' "$@" >> {log}
 echo >> {log}
+if [ "$3" = domtime ]; then
+  if [ -e {faults}/no-agent-channel ]; then
+    echo "error: argument unsupported: QEMU guest agent is not configured" >&2; exit 1
+  fi
+  left=$(cat {faults}/agent-unconnected 2>/dev/null || echo 0)
+  if [ "$left" -gt 0 ]; then
+    echo $((left - 1)) > {faults}/agent-unconnected
+    echo "error: Guest agent is not responding: QEMU guest agent is not connected" >&2; exit 1
+  fi
+fi
 exec {virsh} "$@"
 """
+"""The shim records each argv, then runs the real virsh. libvirt's test driver has no guest agent to
+lose, so the shim alone stands in for the agent's two failures, with libvirt's own texts
+(VIR_ERR_AGENT_UNRESPONSIVE while the channel is not connected, right after a revert;
+"not configured" when the domain has no org.qemu.guest_agent.0 channel: qemuDomainAgentAvailable in
+libvirt's qemu_domain.c), when a test asks for them."""
 
 
 class Virsh:
@@ -84,8 +101,16 @@ class Virsh:
         self.bin = folder / "bin"
         self.bin.mkdir()
         self.log = folder / "virsh-calls"
+        self.faults = folder / "faults"
+        self.faults.mkdir()
         shim = self.bin / "virsh"
-        shim.write_text(SHIM.format(log=shlex.quote(str(self.log)), virsh=shlex.quote(REAL_VIRSH)))
+        shim.write_text(
+            SHIM.format(
+                log=shlex.quote(str(self.log)),
+                virsh=shlex.quote(REAL_VIRSH),
+                faults=shlex.quote(str(self.faults)),
+            )
+        )
         shim.chmod(0o755)
 
     def node(self, *, snapshot: bool = True, paused: bool = False) -> str:
@@ -94,6 +119,14 @@ class Virsh:
         path = self.nodes / name
         path.write_text(NODE.format(runstate=PAUSED if paused else "", snapshot=SNAPSHOT if snapshot else ""))
         return f"test://{path}?no_verify=1&mode=ro"
+
+    def agent_unconnected_for(self, calls: int) -> None:
+        """The next `calls` domtime calls find the guest agent not (yet) connected."""
+        (self.faults / "agent-unconnected").write_text(str(calls))
+
+    def without_agent_channel(self) -> None:
+        """Every domtime call finds no guest-agent channel on the domain."""
+        (self.faults / "no-agent-channel").touch()
 
     def calls(self) -> list[list[str]]:
         if not self.log.exists():
@@ -165,6 +198,7 @@ def test_libvirt_revert_runs_snapshot_revert_then_reads_domstate(
     assert virsh.calls() == [
         ["-c", uri, "snapshot-revert", "win11-lab", "clean-driver-ready", "--running"],
         ["-c", uri, "domstate", "win11-lab"],  # real virsh says "running" (and a blank line)
+        ["-c", uri, "domtime", "win11-lab", "--now"],  # the snapshot's clock is set to the host's
     ]
     assert shell.closed == 1  # the session is released after the revert
 
@@ -241,7 +275,32 @@ def test_libvirt_over_a_real_sshd(tmp_path: Path, virsh: Virsh) -> None:
     assert virsh.calls() == [
         ["-c", uri, "snapshot-revert", "win11-lab", "clean-driver-ready", "--running"],
         ["-c", uri, "domstate", "win11-lab"],
+        ["-c", uri, "domtime", "win11-lab", "--now"],
     ]
+
+
+def test_libvirt_revert_waits_for_the_guest_agent_then_sets_the_clock(
+    virsh: Virsh, shell: LocalPosixShell
+) -> None:
+    uri = virsh.node()
+    virsh.agent_unconnected_for(2)
+    LibvirtHost(_libvirt(uri), lambda: shell, poll_interval=0.01).revert()
+    domtime = ["-c", uri, "domtime", "win11-lab", "--now"]
+    assert virsh.calls()[-3:] == [domtime] * 3  # not connected, not connected, set
+
+
+def test_libvirt_revert_without_a_guest_agent_channel_says_how_to_add_one(
+    virsh: Virsh, shell: LocalPosixShell
+) -> None:
+    virsh.without_agent_channel()
+    with pytest.raises(HypervisorError) as caught:
+        LibvirtHost(_libvirt(virsh.node()), lambda: shell, poll_interval=0.01).revert()
+    message = str(caught.value)
+    assert message.startswith(
+        "domain 'win11-lab' reverted to 'clean-driver-ready', but its clock was not set"
+    )
+    assert "QEMU guest agent is not configured" in message and "org.qemu.guest_agent.0" in message
+    assert [call[2] for call in virsh.calls()].count("domtime") == 1  # final: not retried
 
 
 class RecordingSession:
@@ -340,3 +399,31 @@ def test_the_config_chooses_the_implementation_and_its_sessions() -> None:
         libvirt.check()
     # Hyper-V: WinRM to the Hyper-V host with its own account; libvirt: SSH to a POSIX shell.
     assert opened == [("winrm", "hv01.example.test", "op"), ("ssh", "kvm.example.test", True)]
+
+
+def test_a_hyperv_account_winrm_refuses_is_told_which_groups_it_needs() -> None:
+    """A real WinRM session to a WS-Management server that accepts the password and denies the shell."""
+    with wsman_server.running_wsman_server("op", "pw") as server:
+        server.service.deny_access = True
+
+        def session() -> WinRMSession:
+            return WinRMSession(
+                server.host,
+                port=server.port,
+                username="op",
+                password="pw",
+                transport="basic",
+                scheme="http",
+                allow_insecure_http=True,
+                connect_timeout=5,
+                operation_timeout=5,
+            )
+
+        for attempt in (HyperVHost(_hyperv(), session).check, HyperVHost(_hyperv(), session).revert):
+            with pytest.raises(HypervisorError) as caught:
+                attempt()
+            message = str(caught.value)
+            assert message.startswith(
+                "127.0.0.1: shell: cannot create a shell: WS-Management fault 5: Access"
+            )
+            assert "'Remote Management Users' and 'Hyper-V Administrators'" in message

@@ -11,7 +11,6 @@ serves the whole session because wine's first start is slow.
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import struct
@@ -22,11 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from required_tools import require_tool
+from signing import SigningIdentity, make_identity, osslsigncode, sign
 
 from harness.target import lkd_ioctl
 from harness.target.windows import lkdctl as L
@@ -56,57 +52,6 @@ def lkdctl_exe(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     return exe
-
-
-@dataclass(frozen=True)
-class SigningIdentity:
-    certificate: Path
-    key: Path
-
-
-def make_identity(folder: Path, common_name: str) -> SigningIdentity:
-    """A throwaway self-signed code-signing certificate (EKU codeSigning) and its key."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.UTC)
-    usage = x509.KeyUsage(True, False, False, False, False, False, False, False, False)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(usage, critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    identity = SigningIdentity(folder / f"{common_name}.crt.pem", folder / f"{common_name}.key.pem")
-    identity.certificate.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    identity.key.touch(mode=0o600)
-    identity.key.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return identity
-
-
-def osslsigncode(*arguments: str | Path) -> subprocess.CompletedProcess[str]:
-    tool = require("osslsigncode", "osslsigncode")
-    command = [tool, *map(str, arguments)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
-
-
-def sign(exe: Path, identity: SigningIdentity, signed: Path) -> Path:
-    result = osslsigncode(
-        "sign", "-certs", identity.certificate, "-key", identity.key, "-h", "sha256", "-n", "lkdctl",
-        "-in", exe, "-out", signed,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return signed
 
 
 @pytest.fixture(scope="session")
@@ -187,8 +132,7 @@ class Wine:
         return self.run(*call.argv[1:], *extra, stdin=call.stdin)
 
 
-@pytest.fixture(scope="session")
-def wine(signed_lkdctl: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wine]:
+def _wine_prefix(signed_lkdctl: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wine]:
     """A fresh prefix with a persistent wineserver, booted once with its output detached: wine's
     helper processes would otherwise inherit each call's pipes and hold every call open for seconds."""
     require("wine", "wine")
@@ -210,10 +154,21 @@ def wine(signed_lkdctl: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         subprocess.run([wineserver, "-k"], env=env, timeout=60, check=False, **detached)
 
 
+@pytest.fixture(scope="session")
+def wine(signed_lkdctl: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wine]:
+    yield from _wine_prefix(signed_lkdctl, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def wine_for_devices(signed_lkdctl: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wine]:
+    """A prefix of its own for --install-device: devnodes it registers stay out of the IOCTL tests."""
+    yield from _wine_prefix(signed_lkdctl, tmp_path_factory)
+
+
 def test_version_names_the_protocol_of_the_header(wine: Wine) -> None:
     run = wine.run("--version")
     assert run.exit_code == 0
-    assert run.json() == {"lkdctl": "1.0.0", "protocol": P.PROTOCOL_VERSION}
+    assert run.json() == {"lkdctl": "1.1.0", "protocol": P.PROTOCOL_VERSION}
 
 
 @pytest.mark.parametrize(
@@ -372,3 +327,71 @@ def test_input_travels_on_stdin_never_on_the_command_line() -> None:
         "--out-size",
         str(P.REPLY.size),
     )
+
+
+# --- --install-device: the root-enumerated test device, created through SetupDi under wine ------
+
+
+@pytest.fixture(scope="session")
+def wine_package(identity: SigningIdentity, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real package (tests/driver_package.py), its models section undecorated by an OS build:
+    wine 8 reports Windows 7 (or 10.0.18362 as "win10") and, like Setup, offers no driver from a
+    `NTamd64.10.0...19041` section on an older OS, so the shipped floor is checked by the package
+    preflight tests instead."""
+    from driver_package import build_package
+
+    inf = build_package(tmp_path_factory.mktemp("wine-package") / "LkdhTestDriver", identity).inf
+    inf.write_text(inf.read_text().replace("NTamd64.10.0...19041", "NTamd64"), encoding="ascii")
+    return inf
+
+
+def wine_path(path: Path) -> str:
+    """A host path as a Windows program under wine names it (drive Z: is the host's root)."""
+    return "Z:" + str(path).replace("/", "\\")
+
+
+def root_devices(wine: Wine, hardware_id: str) -> list[str]:
+    """ROOT devnodes whose HardwareID is `hardware_id`, read back from wine's registry with reg.exe."""
+    listing = subprocess.run(
+        ["wine", "reg", "query", r"HKLM\System\CurrentControlSet\Enum\ROOT", "/s"],
+        capture_output=True, text=True, env=wine.env, timeout=120, check=False,
+    )  # fmt: skip
+    found, key = [], ""
+    for line in listing.stdout.splitlines():
+        if line.startswith("HKEY_"):
+            key = line.strip()
+        elif "HardwareID" in line and line.split()[-1].lower() == hardware_id.lower():
+            found.append(key.rsplit("\\", 2)[-2] + "\\" + key.rsplit("\\", 1)[-1])
+    return found
+
+
+def test_install_device_creates_the_root_devnode_once(wine_for_devices: Wine, wine_package: Path) -> None:
+    """devcon's calls (SetupDiCreateDeviceInfo, DIF_REGISTERDEVICE, UpdateDriverForPlugAndPlayDevices):
+    the first run registers ROOT\\SYSTEM\\NNNN with the hardware id; a second finds it, creates none."""
+    hardware_id = r"Root\LkdhTestDriver"
+    assert root_devices(wine_for_devices, hardware_id) == []
+    first = wine_for_devices.run("--install-device", wine_path(wine_package), hardware_id)
+    assert first.exit_code == 0, first.stdout
+    created = first.json()
+    assert created["device"] == "created" and created["instance_id"].startswith("ROOT\\SYSTEM\\")
+    assert root_devices(wine_for_devices, hardware_id) == [created["instance_id"].removeprefix("ROOT\\")]
+    second = wine_for_devices.run("--install-device", wine_path(wine_package), hardware_id).json()
+    assert second == created | {"device": "existing"}
+    assert len(root_devices(wine_for_devices, hardware_id)) == 1, "idempotent: no second devnode"
+
+
+def test_install_device_refuses_a_hardware_id_the_inf_does_not_offer(
+    wine_for_devices: Wine, wine_package: Path
+) -> None:
+    run = wine_for_devices.run("--install-device", wine_path(wine_package), r"Root\NotInTheInf")
+    assert run.exit_code == L.LKDCTL_EXIT_CODES["device_install_failed"]
+    assert run.json()["step"] == "no_driver_for_hardware_id"
+    assert root_devices(wine_for_devices, r"Root\NotInTheInf") == [], "nothing was registered"
+
+
+def test_install_device_names_a_missing_inf(wine_for_devices: Wine) -> None:
+    run = wine_for_devices.run("--install-device", r"C:\lkdh\no\such.inf", r"Root\LkdhTestDriver")
+    assert run.exit_code == 8
+    assert run.json() == {"error": "device_install_failed", "step": "inf_not_found", "win32_error": 2}
+    usage = wine_for_devices.run("--install-device", "only-one-argument")
+    assert usage.exit_code == 2 and "exactly INF_PATH HARDWARE_ID" in usage.json()["message"]

@@ -45,6 +45,7 @@ EXPECTED_SCRIPTS = {
     "file-hash",
     "read-chunk",
     "install-driver",
+    "live-dump-events",
     "driver-status",
     "import-certificate",
     "enable-test-signing",
@@ -147,7 +148,7 @@ def test_the_command_line_is_constant_and_short() -> None:
     command_line = " ".join(BOOTSTRAP_ARGV)
     assert len(command_line) < CMD_EXE_LIMIT
     assert BOOTSTRAP_ARGV[:6] == (
-        "powershell.exe",
+        r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe",
         "-NoProfile",
         "-NonInteractive",
         "-ExecutionPolicy",
@@ -418,3 +419,27 @@ def test_autounattend_placeholders_are_exactly_what_packer_passes() -> None:
     passed = set(re.findall(r"^\s*([a-z_]+)\s*=", call.group(1), re.MULTILINE))
     assert used == passed == {"admin_user", "admin_password", "image_name"}
     assert "admin_password" not in re.sub(r"\$\{[^}]*\}", "", answer_file.split("-->", 1)[1])
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_SCRIPTS))
+def test_no_native_stderr_is_redirected_while_errors_are_terminating(name: str) -> None:
+    """Under the bootstrap's $ErrorActionPreference = 'Stop', Windows PowerShell 5.1 turns each stderr
+    line of a native command redirected with 2>&1 into a terminating NativeCommandError (shutdown.exe
+    writes one on success): every 2>&1 must sit in a scope that sets 'Continue' first."""
+    lines = script_text(name).splitlines()
+    for number, line in enumerate(lines):
+        if "2>&1" in line.split("#")[0]:
+            scope = "\n".join(lines[max(0, number - 3) : number])
+            assert "$ErrorActionPreference = 'Continue'" in scope, f"{name}:{number + 1}: {line.strip()}"
+
+
+def test_bootstrap_keeps_a_crash_looping_vm_out_of_automatic_repair() -> None:
+    assert "/set '{current}' bootstatuspolicy ignoreallfailures" in (VM / "bootstrap.ps1").read_text()
+
+
+def test_autounattend_carries_a_generic_key_shown_only_on_error() -> None:
+    tree = ElementTree.parse(VM / "packer" / "autounattend.xml")
+    ns = {"u": "urn:schemas-microsoft-com:unattend"}
+    (key,) = tree.getroot().iterfind(".//u:UserData/u:ProductKey", ns)
+    assert key.findtext("u:WillShowUI", namespaces=ns) == "OnError"
+    assert re.fullmatch(r"([A-Z0-9]{5}-){4}[A-Z0-9]{5}", key.findtext("u:Key", namespaces=ns) or "")

@@ -179,6 +179,31 @@ def test_reconnect_gives_up_after_its_attempts_with_the_last_error(caplog: pytes
     assert len([r for r in caplog.records if "reconnect attempt" in r.getMessage()]) == 2
 
 
+def test_run_stops_reconnecting_at_its_own_deadline(
+    session_for: SessionFactory, sshd_server: SshdServer
+) -> None:
+    """The command's timeout bounds the reconnect too: the default backoff (1+2+4+...+30 s) would
+    otherwise hold run(timeout=1) for 91 s against a machine that stays down."""
+    with session_for(sshd_server) as session:
+        session.connect()
+        sshd_server.stop()
+        start = time.monotonic()
+        with pytest.raises(SessionError) as caught:
+            session.run(["echo", "never"], timeout=1)
+    assert caught.value.stage == "tcp"
+    assert time.monotonic() - start < 1 + session.connect_timeout
+
+
+def test_a_session_that_never_connected_tries_once() -> None:
+    """No earlier connection, so no reboot to wait out: a closed port fails at once, not after the backoff."""
+    session = SshSession("127.0.0.1", free_loopback_port(), "nobody", "/nonexistent/key", posix=True)
+    start = time.monotonic()
+    with pytest.raises(SessionError) as caught:
+        session.run(["echo", "never"], timeout=600)
+    assert caught.value.stage == "tcp"
+    assert time.monotonic() - start < session.backoff.initial_delay
+
+
 def test_run_reconnects_when_the_connection_died_between_commands(
     session_for: SessionFactory, sshd_server: SshdServer
 ) -> None:

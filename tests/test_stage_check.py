@@ -434,9 +434,10 @@ def test_report_when_every_stage_passes(pki: Pki, serve: Any) -> None:
     assert all(r.ok and r.ran for r in results.values()), format_stage_report(list(results.values()))
     assert results["auth+powershell"].message.startswith("WIN11-LAB\\lkdh-admin on WIN11-LAB: Windows 10 Pro")
     assert "service LkdhTestDriver Running" in results["driver service"].message
-    assert (
-        "live dumps to C:\\Windows\\LiveKernelReports\\LkdhTestDriver (16.0 GiB free)"
-        in results["dump folder"].message
+    assert results["dump folder"].message == (  # the folder DMF's 11-character ReportType names (F05)
+        "live dumps to C:\\Windows\\LiveKernelReports\\LkdhTestDri (16.0 GiB free);"
+        " minidump dumps to C:\\Windows\\Minidump (16.0 GiB free);"
+        " ReportType 'LkdhTestDriver' as DMF truncates it: 11 characters (F05)"
     )
     assert results["ssh"].message == "logged in to 127.0.0.1:22 as lkdh-admin; hostname WIN11-LAB"
     assert sessions.winrm_session.ran == ["host-info", "driver-status", "dump-folder-status"]

@@ -12,10 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from driver_package import BuiltPackage
+from signing import SigningIdentity
 from windows_double import WindowsDoubleSessions, WindowsVmDouble
 
 from harness.dump import open_dump
@@ -28,8 +31,10 @@ from harness.target.irql import Irql
 from harness.target.ops import Alloc, ClientStructure, Create, Free, IoctlCreate, Reboot, Store, Wait
 from harness.target.sim import SimSettings, SimulatedMachine
 from harness.target.status import STATUS_ACCESS_DENIED, STATUS_NOT_FOUND, STATUS_SUCCESS
+from harness.target.windows.config import TargetConfig
 from harness.target.windows.guest import BOOT_POLL_SECONDS
 from harness.target.windows.machine import WindowsMachine
+from harness.target.windows.package_check import PackageError
 from harness.target.windows.provision import guest_path, lkdctl_guest_path
 from harness.target.windows.session import SessionError
 from harness.target_config import load_target_config
@@ -48,7 +53,7 @@ winrm:
   password: {{env: LKDH_DOUBLE_ADMIN_PASSWORD}}
 hypervisor: {{kind: none}}
 driver:
-  package: build/LkdhTestDriver
+  package: {package}
 {certificate_line}  hardware_id: Root\\LkdhTestDriver
   service_name: LkdhTestDriver
   lkdctl: build/lkdctl.exe
@@ -73,34 +78,27 @@ class Lab:
         return [call.name for call in self.vm.calls[mark:]]
 
 
-def _write_build(folder: Path) -> None:
-    """A driver package (the .sys larger than one upload chunk), a certificate and lkdctl.exe."""
-    package = folder / "LkdhTestDriver"
-    package.mkdir(parents=True)
-    (package / "LkdhTestDriver.inf").write_text('[Version]\nSignature="$WINDOWS NT$"\n', encoding="ascii")
-    (package / "LkdhTestDriver.sys").write_bytes(b"MZ" + hashlib.sha256(b"sys").digest() * 10_000)
-    (package / "LkdhTestDriver.cat").write_bytes(b"0\x82catalog")
-    (folder / "LkdhTest.cer").write_bytes(b"0\x82certificate")
+def _write_build(folder: Path, package: BuiltPackage, identity: SigningIdentity) -> None:
+    """The package, the test certificate (.cer, DER) and an lkdctl.exe stand-in."""
+    shutil.copytree(package.folder, folder / "LkdhTestDriver")
+    shutil.copy(identity.cer, folder / "LkdhTest.cer")
     (folder / "lkdctl.exe").write_bytes(b"MZ lkdctl")
 
 
 def build_lab(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    packages: dict[str, BuiltPackage],
+    identity: SigningIdentity,
     *,
     profile: str = "dmf-bfac434",
     unreachable: int = 0,
-    certificate: bool = True,
+    version: str = "1.2.3.4",
 ) -> Lab:
     monkeypatch.setenv("LKDH_DOUBLE_ADMIN_PASSWORD", ADMIN_PASSWORD)
     monkeypatch.setenv("LKDH_DOUBLE_USER_PASSWORD", USER_PASSWORD)
-    _write_build(tmp_path / "build")
-    config_file = tmp_path / "win-double.yaml"
-    certificate_line = "  certificate: build/LkdhTest.cer\n" if certificate else ""
-    config_file.write_text(
-        CONFIG.format(host=HOST, admin=ADMIN, user=USER, certificate_line=certificate_line), encoding="utf-8"
-    )
-    config = load_target_config(config_file)
+    _write_build(tmp_path / "build", packages[version], identity)
+    config = _config(tmp_path, "build/LkdhTestDriver")
     sim = SimulatedMachine(tmp_path / "vm", SimSettings(profile=profile, verifier=False))
     accounts = {ADMIN: ADMIN_PASSWORD, USER: USER_PASSWORD}
     vm = WindowsVmDouble(
@@ -113,21 +111,54 @@ def build_lab(
         sleeps.append(seconds)
         sim.now += seconds  # the machine lives on while the harness waits
 
-    machine = WindowsMachine(tmp_path / "out", config, sessions, sleep=sleep, clock=sim.clock)
+    machine = WindowsMachine(
+        tmp_path / "out", config, sessions, sleep=sleep, clock=sim.clock, wall_clock=sim.clock
+    )
     return Lab(vm, sessions, machine, tmp_path / "build", sleeps)
 
 
+def _config(tmp_path: Path, package: str) -> TargetConfig:
+    config_file = tmp_path / f"win-double-{package.replace('/', '-')}.yaml"
+    certificate_line = "  certificate: build/LkdhTest.cer\n"
+    text = CONFIG.format(
+        host=HOST, admin=ADMIN, user=USER, certificate_line=certificate_line, package=package
+    )
+    config_file.write_text(text, encoding="utf-8")
+    return load_target_config(config_file)
+
+
+def machine_on(lab: Lab, config: TargetConfig, tmp_path: Path) -> WindowsMachine:
+    """Another WindowsMachine (another `lkdh run`) on the same VM, sharing the lab's virtual clock."""
+    sim = lab.vm.sim
+
+    def sleep(seconds: float) -> None:
+        lab.sleeps.append(seconds)
+        sim.now += seconds
+
+    return WindowsMachine(
+        tmp_path / "out2", config, lab.sessions, sleep=sleep, clock=sim.clock, wall_clock=sim.clock
+    )
+
+
 @pytest.fixture
-def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Lab:
-    lab = build_lab(tmp_path, monkeypatch)
+def lab(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    packages: dict[str, BuiltPackage],
+    identity: SigningIdentity,
+) -> Lab:
+    lab = build_lab(tmp_path, monkeypatch, packages, identity)
     lab.machine.prepare()
     return lab
 
 
 def test_prepare_provisions_a_fresh_vm_then_only_reboots(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    packages: dict[str, BuiltPackage],
+    identity: SigningIdentity,
 ) -> None:
-    lab = build_lab(tmp_path, monkeypatch)
+    lab = build_lab(tmp_path, monkeypatch, packages, identity)
     lab.machine.prepare()
 
     config = lab.machine.config
@@ -136,8 +167,14 @@ def test_prepare_provisions_a_fresh_vm_then_only_reboots(
     assert lab.vm.file_bytes(lkdctl_guest_path(config)) == (lab.build / "lkdctl.exe").read_bytes()
     sys_path = guest_path("driver", "LkdhTestDriver.sys")
     uploads = [call.params for call in lab.vm.calls if call.name == "upload-chunk"]
-    assert [upload["offset"] for upload in uploads if upload["path"] == sys_path] == [0, 256 * 1024]
+    size = (lab.build / "LkdhTestDriver" / "LkdhTestDriver.sys").stat().st_size
+    assert [upload["offset"] for upload in uploads if upload["path"] == sys_path] == list(
+        range(0, size, 256 * 1024)
+    )
     assert lab.vm.installed_inf == guest_path("driver", "LkdhTestDriver.inf")
+    assert lab.vm.device_instances == ["ROOT\\SYSTEM\\0000"], "lkdctl created the root device"
+    (install,) = [call.params for call in lab.vm.calls if call.name == "install-driver"]
+    assert install["lkdctl_path"] == lkdctl_guest_path(config) and install["old_inf_names"] == []
     assert lab.vm.verifier_drivers == ("LkdhTestDriver.sys",)
     assert lab.vm.trusted_certificates == {
         hashlib.sha256((lab.build / "LkdhTest.cer").read_bytes()).hexdigest()
@@ -160,27 +197,18 @@ def test_prepare_provisions_a_fresh_vm_then_only_reboots(
 
 
 def test_the_winrm_logon_takes_the_password_from_the_environment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    packages: dict[str, BuiltPackage],
+    identity: SigningIdentity,
 ) -> None:
-    lab = build_lab(tmp_path, monkeypatch)
+    lab = build_lab(tmp_path, monkeypatch, packages, identity)
     monkeypatch.setenv("LKDH_DOUBLE_ADMIN_PASSWORD", "wrong-admin-pw-17e0")
     with pytest.raises(SessionError) as caught:
         lab.machine.prepare()
     assert caught.value.stage == "auth"
     assert "wrong-admin-pw-17e0" not in str(caught.value)
     assert lab.vm.calls == [], "nothing ran on the machine"
-
-
-def test_install_failure_without_a_pending_reboot_is_a_target_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Test signing is already on, so nothing excuses a device that does not start (no certificate)."""
-    lab = build_lab(tmp_path, monkeypatch, certificate=False)
-    lab.vm.test_signing_configured = True
-    lab.vm.verifier_drivers = ("LkdhTestDriver.sys",)
-    lab.vm.sim.execute(Reboot())
-    with pytest.raises(TargetError, match="did not start"):
-        lab.machine.prepare()
 
 
 def _step_facts(record: RunRecord) -> list[tuple[object, ...]]:
@@ -211,14 +239,18 @@ def _dump_facts(record: RunRecord) -> list[tuple[object, ...]]:
 
 @pytest.mark.parametrize("profile", ["dmf-bfac434", "contract"])
 def test_shipped_scenarios_give_the_simulators_outcomes_on_the_windows_target(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, profile: str
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    profile: str,
+    packages: dict[str, BuiltPackage],
+    identity: SigningIdentity,
 ) -> None:
     """One VM runs the whole suite in turn (as `lkdh run` shares it); each scenario must end as it
     does on a fresh simulator, with the very same steps failing. The VM's driver reports DMF bfac434,
     so the VM has bfac434's known defects: a known-defect scenario is xfailed there as on the
     simulator, and where the machine behind it behaves as the contract, it is xpassed (the predicted
     defect did not show), never quietly passed."""
-    lab = build_lab(tmp_path, monkeypatch, profile=profile)
+    lab = build_lab(tmp_path, monkeypatch, packages, identity, profile=profile)
     for loaded in SHIPPED:
         name = loaded.scenario.name
         simulator = SimulatedMachine(tmp_path / "sim" / name, SimSettings(profile=profile))
@@ -243,12 +275,15 @@ def test_shipped_scenarios_give_the_simulators_outcomes_on_the_windows_target(
 
 
 def test_a_crash_is_reported_from_the_pulled_crash_dump(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    packages: dict[str, BuiltPackage],
+    identity: SigningIdentity,
 ) -> None:
     """Store at DISPATCH_LEVEL under Verifier bugchecks (F14, F38: 0xD1 in the paged lock helper):
     the command dies with the connection,
     the machine is unreachable while it boots, and the Crash comes from the dump pulled afterwards."""
-    lab = build_lab(tmp_path, monkeypatch, unreachable=2)
+    lab = build_lab(tmp_path, monkeypatch, packages, identity, unreachable=2)
     lab.machine.prepare()
     lab.sleeps.clear()
     assert lab.machine.execute(Alloc("isr_data", 32, b"isr|")).status == STATUS_SUCCESS
@@ -301,14 +336,17 @@ def test_a_freed_buffer_is_unknown_to_every_operation_as_on_the_simulator(lab: L
     assert [lab.machine.execute(op).status for op in ops] == expected
 
 
-def test_a_dropped_connection_without_a_reboot_is_a_target_error(lab: Lab) -> None:
+def test_a_dropped_connection_without_a_reboot_is_a_target_error_at_once(lab: Lab) -> None:
+    """Item 4: the first answer from the same boot (same BootId, uptime still growing) proves no
+    crash, even though LastBootUpTime moved by a second (windows_exporter#74): no wait for the deadline."""
+    lab.vm.last_boot_jitter = True
     lab.sleeps.clear()
     lab.vm.lose_next_lkdctl = True
-    with pytest.raises(TargetError, match="did not come back") as caught:
+    with pytest.raises(TargetError, match="did not reboot: it answers from the same boot") as caught:
         lab.machine.execute(Alloc("a", 16, b"a"))
     assert not lab.vm.sim.crashes
-    assert sum(lab.sleeps) >= lab.machine.config.timeouts.boot, "it polled until the boot deadline"
-    assert "old boot time" in str(caught.value)
+    assert lab.sleeps == [], "it gave up at the first answer instead of polling to the boot deadline"
+    assert "boot id 42" in str(caught.value)
 
 
 def test_collected_dumps_are_hash_verified_copies_over_winrm_chunks(lab: Lab) -> None:
@@ -385,3 +423,110 @@ def test_scenarios_are_spaced_by_the_one_report_per_minute_rule(lab: Lab) -> Non
     lab.machine.execute(Wait(61))
     lab.machine.prepare()
     assert lab.sleeps == [61], "a minute has passed already: only the scenario's own wait"
+
+
+def test_a_device_that_does_not_start_after_the_reboot_fails_prepare(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    packages: dict[str, BuiltPackage],
+    identity: SigningIdentity,
+) -> None:
+    """Item 1: a failure hidden by the pending test-signing reboot is caught after it: the machine
+    never trusts the certificate here (the import is lost), so the device keeps CM_PROB 52."""
+    lab = build_lab(tmp_path, monkeypatch, packages, identity)
+    original = lab.vm._import_certificate
+    lab.vm._handlers["import-certificate"] = lambda params: {
+        **original(params),
+        "lost": lab.vm.trusted_certificates.clear(),
+    }
+    with pytest.raises(
+        TargetError,
+        match=r"did not start after provisioning and a reboot: device ROOT\\SYSTEM\\0000 has CM_PROB_",
+    ):
+        lab.machine.prepare()
+    assert lab.vm.restarts == 1
+
+
+def test_a_new_build_replaces_the_old_one_and_the_record_names_it(
+    lab: Lab, tmp_path: Path, packages: dict[str, BuiltPackage], identity: SigningIdentity
+) -> None:
+    """Item 2: the loaded image differs from the package: the old oemNN.inf is deleted, the new one
+    installed on the same device, and INFO and the run record name the new version and hash."""
+    old_sys_sha = lab.machine.driver_info().facts["driver_sha256"]
+    assert lab.machine.driver_info().facts["driver_version"] == "1.2.3.4"
+    newer = tmp_path / "newer"
+    _write_build(newer, packages["1.2.3.5"], identity)
+    machine = machine_on(lab, _config(tmp_path, "newer/LkdhTestDriver"), tmp_path)
+    machine.prepare()
+    (install,) = [c.params for c in lab.vm.calls if c.name == "install-driver"][1:]
+    assert install["old_inf_names"] == ["oem42.inf"]
+    assert "oem42.inf" not in lab.vm.driver_store and len(lab.vm.device_instances) == 1
+    facts = machine.driver_info().facts
+    new_sha = hashlib.sha256(packages["1.2.3.5"].sys.read_bytes()).hexdigest()
+    assert (facts["driver_version"], facts["driver_sha256"]) == (
+        "1.2.3.5",
+        new_sha,
+    ) and new_sha != old_sys_sha
+    (loaded,) = [s for s in SHIPPED if s.scenario.name == "ioctl_create_as_standard_user_is_denied"]
+    record = run_scenario(loaded, machine, prepare=False)
+    assert record.to_json()["target_facts"]["driver_sha256"] == new_sha
+
+
+def test_verifier_and_reboot_only_when_the_settings_differ(
+    lab: Lab, tmp_path: Path, packages: dict[str, BuiltPackage], identity: SigningIdentity
+) -> None:
+    """Item 3: verifier.exe always answers "reboot required"; a VM that already verifies the driver
+    with the wanted flags is neither reconfigured nor rebooted by the next run's first prepare."""
+    calls, restarts = lab.vm.verifier_calls, lab.vm.restarts
+    machine = machine_on(lab, lab.machine.config, tmp_path)
+    machine.prepare()
+    assert (lab.vm.verifier_calls, lab.vm.restarts) == (calls, restarts)
+
+
+def test_live_dump_settings_that_need_a_reboot_get_one(lab: Lab, tmp_path: Path) -> None:
+    lab.vm.pending_live_dump_reboot = True
+    restarts = lab.vm.restarts
+    machine_on(lab, lab.machine.config, tmp_path).prepare()
+    assert lab.vm.restarts == restarts + 1
+
+
+def test_a_failed_create_puts_the_livedump_events_into_the_log(
+    lab: Lab, caplog: pytest.LogCaptureFixture
+) -> None:
+    lab.vm.live_dump_events = [
+        {
+            "unix": int(lab.vm.sim.now),
+            "time_utc": "t",
+            "id": 1004,
+            "level": "Warning",
+            "message": "throttled: one report per minute",
+        }
+    ]
+    assert lab.machine.execute(Create(0x1A2)).status == STATUS_SUCCESS
+    caplog.set_level(logging.WARNING)
+    assert lab.machine.execute(Create(0x1A2)).status != STATUS_SUCCESS  # F06: within the minute
+    assert "Microsoft-Windows-Kernel-LiveDump/Operational has 1 event" in caplog.text
+    assert "Create failed (no dump in LiveKernelReports\\LkdhTestDri)" in caplog.text  # F05's folder
+    assert "throttled: one report per minute" in caplog.text
+
+
+def test_a_dump_rewritten_at_the_same_path_is_collected_again(lab: Lab) -> None:
+    lab.machine.execute(Create(0x1A2))
+    (first,) = lab.machine.collect_dumps()
+    (original,) = (lab.vm.sim.windows_dir / "LiveKernelReports").glob("**/*.dmp")
+    original.write_bytes(original.read_bytes() + b"\0" * 4096)
+    (again,) = lab.machine.collect_dumps()
+    assert again.remote_name == first.remote_name and again.sha256 != first.sha256
+
+
+def test_a_package_for_another_machine_type_is_refused_before_anything_changes(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    packages: dict[str, BuiltPackage],
+    identity: SigningIdentity,
+) -> None:
+    lab = build_lab(tmp_path, monkeypatch, packages, identity)
+    lab.vm.os_architecture = "ARM64"
+    with pytest.raises(PackageError, match="NTarm64"):
+        lab.machine.prepare()
+    assert lab.calls_since(0) == ["host-info"], "only the read-only question was asked"

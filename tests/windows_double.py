@@ -120,6 +120,8 @@ class LkdctlOnSimulator:
     def __init__(self, sim: SimulatedMachine) -> None:
         self.sim = sim
         self.operations: list[str] = []
+        self.driver_version: tuple[int, int, int, int] = (0, 0, 0, 0)
+        """LKDH_DRIVER_VERSION_* of the loaded image (Control.c copies them into INFO)."""
         self._slots: dict[int, str] = {}
         self._boot = sim.boot_number
 
@@ -324,7 +326,7 @@ class LkdctlOnSimulator:
             "GuidSecondaryData": module.secondary_data_guid.bytes_le,
             "GuidDeviceInterface": module.device_interface_guid.bytes_le,
             "ReportType": self.sim.module.report_type.encode("utf-16-le"),
-            "DriverVersion": struct.pack("<4H", 1, 0, 0, 0),
+            "DriverVersion": struct.pack("<4H", *self.driver_version),
             "Flags": flags,
             "Reserved": 0,
             "DmfCommit": b"bfac434",
@@ -414,6 +416,23 @@ class WindowsVmDouble:
         self.test_signing_configured = False
         self.trusted_certificates: set[str] = set()
         self.installed_inf: str | None = None
+        """The INF whose driver the device runs; None while no device exists."""
+        self.driver_store: dict[str, bytes] = {}
+        """oemNN.inf → the staged INF's bytes (pnputil /add-driver, /delete-driver)."""
+        self.device_instances: list[str] = []
+        """ROOT devnodes with the hardware id: only `lkdctl --install-device` creates one."""
+        self.loaded_image: bytes | None = None
+        self.device_inf_name: str | None = None
+        """The oemNN.inf the device's driver came from (Win32_PnPSignedDriver.InfName)."""
+        """%SystemRoot%\\System32\\drivers\\<service>.sys as the device last started it."""
+        self.verifier_level: int | None = None
+        self.verifier_calls = 0
+        self.pending_live_dump_reboot = False
+        """Knob: the live-dump throttling values differ from what apply writes (a reboot applies them)."""
+        self.live_dump_events: list[dict[str, Any]] = []
+        self.last_boot_jitter = False
+        """Knob: LastBootUpTime moves by a second per answer without a reboot (windows_exporter#74)."""
+        self.os_architecture = "AMD64"
         self.verifier_drivers: tuple[str, ...] = ()
         self.live_dump_settings_applied = 0
         self.restarts = 0
@@ -429,6 +448,7 @@ class WindowsVmDouble:
         self._restart_pending = False
         self._unreachable = 0
         self._temp_files = 0
+        self._answers = 0
         self._test_signing_this_boot = False
         self._note_boot()
         self._handlers: dict[str, Callable[[dict[str, Any]], Any]] = {
@@ -441,6 +461,7 @@ class WindowsVmDouble:
             "host-info": self._host_info,
             "import-certificate": self._import_certificate,
             "install-driver": self._install_driver,
+            "live-dump-events": self._live_dump_events,
             "list-dumps": self._list_dumps,
             "read-chunk": self._read_chunk,
             "restart-computer": self._restart_computer,
@@ -486,7 +507,8 @@ class WindowsVmDouble:
     @property
     def driver_running(self) -> bool:
         return (
-            self.installed_inf is not None
+            bool(self.device_instances)
+            and self.installed_inf is not None
             and self._test_signing_this_boot
             and bool(self.trusted_certificates)
         )
@@ -511,12 +533,19 @@ class WindowsVmDouble:
 
     # -- templates --------------------------------------------------------------------------------
     def _boot_time(self, params: dict[str, Any]) -> dict[str, Any]:
-        now = int(self.sim.now)
+        """boot-time.ps1: BootId (+1 per boot), QueryPerformanceCounter uptime, and LastBootUpTime,
+        which Windows derives as now - uptime in whole seconds and so may move without a reboot
+        (windows_exporter#74; the `last_boot_jitter` knob)."""
+        now = self.sim.now
+        uptime = now - self.boot_unix
+        self._answers += 1
+        shown = self.boot_unix + (self._answers % 2 if self.last_boot_jitter else 0)
         return {
-            "last_boot_utc": _iso(self.boot_unix),
-            "last_boot_unix": self.boot_unix,
+            "boot_id": self.sim.boot_number + 40,
+            "uptime_ms": int(uptime * 1000),
+            "last_boot_utc": _iso(shown),
+            "last_boot_unix": shown,
             "now_utc": _iso(now),
-            "uptime_seconds": now - self.boot_unix,
         }
 
     def _enable_test_signing(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -543,7 +572,7 @@ class WindowsVmDouble:
         }
 
     def _device(self) -> dict[str, Any]:
-        if self.installed_inf is None:
+        if not self.device_instances:
             return {
                 "present": False,
                 "instance_id": "",
@@ -554,68 +583,125 @@ class WindowsVmDouble:
         code = 0 if self.driver_running else 52
         return {
             "present": True,
-            "instance_id": "ROOT\\LKDHTESTDRIVER\\0000",
+            "instance_id": self.device_instances[0],
             "status": "OK" if code == 0 else "Error",
             "problem_code": code,
             "problem": "" if code == 0 else "CM_PROB_UNSIGNED_DRIVER",
-            "count": 1,
+            "count": len(self.device_instances),
         }
 
     def _driver_status(self, params: dict[str, Any]) -> dict[str, Any]:
-        exists = self.installed_inf is not None and params["service_name"] == self.service_name
+        """driver-status.ps1: the service (Win32_SystemDriver) exists once an INF's AddService ran;
+        its image is the copy the device last started (FileVersion and SHA-256 of that file)."""
+        exists = self.loaded_image is not None and params["service_name"] == self.service_name
+        image = self.loaded_image or b""
         service = {
             "exists": exists,
             "state": ("Running" if self.driver_running else "Stopped") if exists else "",
             "start_mode": "Manual" if exists else "",
             "path": f"C:\\Windows\\System32\\drivers\\{self.service_name}.sys" if exists else "",
-            "file_version": "1.0.0.0" if exists else "",
+            "file_version": _file_version(image) if exists else "",
+            "image_sha256": hashlib.sha256(image).hexdigest() if exists else "",
         }
         device = None
         if params.get("hardware_id"):
             device = self._device() if params["hardware_id"] == self.hardware_id else _absent_device()
-            device.update(driver_version="", inf_name="oem42.inf" if device["present"] else "")
+            published = self.device_inf_name if device["present"] else ""
+            device.update(driver_version="", inf_name=published or "")
         return {"service": service, "device": device}
 
+    def _published_name(self, inf: str | None) -> str | None:
+        data = None if inf is None else self.file_bytes(inf)
+        return next((name for name, staged in self.driver_store.items() if staged == data), None)
+
     def _install_driver(self, params: dict[str, Any]) -> dict[str, Any]:
-        inf = params["inf_path"]
-        if self.file_bytes(inf) is None:
+        """install-driver.ps1 as the documentation says each tool behaves:
+        - `pnputil /delete-driver oemNN.inf /uninstall /force` removes the package from the store and
+          from the devices using it (pnputil-command-syntax);
+        - `pnputil /add-driver X.inf` only stages: it creates no device (pnputil-command-syntax;
+          with /install it updates existing devices and exits 259 when none match);
+        - `lkdctl --install-device` creates the ROOT devnode unless one has the hardware id, and
+          installs the INF's driver on it (UpdateDriverForPlugAndPlayDevices: files copied, service
+          created, device started); an INF that offers no driver for the id creates nothing."""
+        inf, lkdctl_path = params["inf_path"], params["lkdctl_path"]
+        data = self.file_bytes(inf)
+        if data is None:
             raise TemplateThrow(f"install-driver: no INF at '{inf}'")
-        image = str(PureWindowsPath(inf).with_suffix(".sys"))
-        if self.file_bytes(image) is None or params["hardware_id"] != self.hardware_id:
-            raise TemplateThrow("pnputil /add-driver failed with exit code 1: the package is incomplete")
-        self.installed_inf = inf
+        if self.file_bytes(lkdctl_path) is None:
+            raise TemplateThrow(f"install-driver: no lkdctl at '{lkdctl_path}'")
+        deleted = []
+        for old in params.get("old_inf_names") or []:
+            if not re.fullmatch(r"oem\d+\.inf", old):
+                raise TemplateThrow(f"install-driver: '{old}' is not a published oemNN.inf name")
+            if self.driver_store.pop(old, None) is None:
+                raise TemplateThrow(
+                    f"pnputil /delete-driver {old} failed with exit code 2: not in the driver store"
+                )
+            if old == self.device_inf_name:  # /uninstall: the device loses its driver
+                self.installed_inf, self.loaded_image, self.device_inf_name = None, None, None
+            deleted.append(old)
+        image = self.file_bytes(str(PureWindowsPath(inf).with_suffix(".sys")))
+        if image is None:
+            raise TemplateThrow("pnputil /add-driver failed with exit code 2: the package is incomplete")
+        published = self._published_name(inf)
+        if published is None:
+            published = f"oem{42 + len(self.driver_store) + len(deleted)}.inf"
+            self.driver_store[published] = data
+        if params["hardware_id"] != self.hardware_id:
+            raise TemplateThrow(
+                "install-driver: lkdctl --install-device failed at no_driver_for_hardware_id"
+                " (Win32 error 259)"
+            )
+        existed = bool(self.device_instances)
+        if not existed:
+            self.device_instances.append("ROOT\\SYSTEM\\0000")
+        self.installed_inf, self.loaded_image, self.device_inf_name = inf, image, published
+        self.lkdctl.driver_version = _version_tuple(_file_version(image))
         device = self._device()
         return {
             "ok": device["problem_code"] == 0,
-            "published_name": "oem42.inf",
+            "published_name": published,
+            "deleted_inf_names": deleted,
             "reboot_required": False,
             "pnputil_exit_code": 0,
-            "pnputil_output": "Published Name: oem42.inf",
-            "devcon_exit_code": None,
-            "devcon_output": "",
+            "pnputil_output": f"Driver package added successfully.\r\nPublished Name: {published}",
+            "device_install": {
+                "device": "existing" if existed else "created",
+                "instance_id": self.device_instances[0],
+                "matching": len(self.device_instances),
+                "reboot_required": False,
+            },
+            "restart_exit_code": 0 if existed else None,
             "device": device,
         }
 
     def _configure_verifier(self, params: dict[str, Any]) -> dict[str, Any]:
+        """configure-verifier.ps1. verifier.exe itself answers exit 2 (reboot required) to every
+        /standard or /flags call, changed or not (MicrosoftDocs "Driver Verifier command syntax");
+        the template calls it only when VerifyDrivers / VerifyDriverLevel differ from the wish."""
         action = params["action"]
-        before = self.verifier_drivers
+        called = False
         if action == "enable":
-            if not re.fullmatch(r"[A-Za-z0-9_.-]+\.sys", str(params.get("driver"))):
-                raise TemplateThrow(
-                    f"configure-verifier: driver must be a file name, not '{params.get('driver')}'"
-                )
-            self.verifier_drivers = (params["driver"],)
+            driver = str(params.get("driver"))
+            if not re.fullmatch(r"[A-Za-z0-9_.-]+\.sys", driver):
+                raise TemplateThrow(f"configure-verifier: driver must be a file name, not '{driver}'")
+            wanted = 0x209BB if params.get("flags") is None else int(params["flags"])
+            same = [name.lower() for name in self.verifier_drivers] == [driver.lower()]
+            if not (same and self.verifier_level == wanted):
+                self.verifier_drivers, self.verifier_level, called = (driver,), wanted, True
         elif action == "reset":
-            self.verifier_drivers = ()
+            self.verifier_drivers, self.verifier_level, called = (), None, True
         elif action != "query":
             raise TemplateThrow(f"configure-verifier: action must be enable, reset or query, not '{action}'")
+        self.verifier_calls += called
         # Verifier reads its settings at boot, as the simulator does: this boot keeps what it had.
         verified = f"{self.service_name}.sys".lower() in {name.lower() for name in self.verifier_drivers}
         self.sim.settings = replace(self.sim.settings, verifier=verified)
         return {
-            "reboot_required": self.verifier_drivers != before,
+            "reboot_required": called,
+            "verifier_called": called,
             "configured_drivers": list(self.verifier_drivers),
-            "configured_flags": 0x209BB if self.verifier_drivers else None,
+            "configured_flags": self.verifier_level,
             "active_drivers": [f"{self.service_name}.sys"] if self.sim.module.verifier.enabled else [],
             "query_output": "",
             "command_output": [],
@@ -627,10 +713,32 @@ class WindowsVmDouble:
                 f"configure-live-dumps: action must be query or apply, not '{params['action']}'"
             )
         self.live_dump_settings_applied += params["action"] == "apply"
-        return {"settings": {}, "refusals": [], "changed": [], "reboot_required": False}
+        changed = []
+        if params["action"] == "apply" and self.pending_live_dump_reboot:
+            self.pending_live_dump_reboot = False
+            changed = [
+                "HKLM:\\SYSTEM\\CurrentControlSet\\Control\\CrashControl\\FullLiveKernelReports"
+                "\\SystemThrottleThreshold = 0"
+            ]
+        return {"settings": {}, "refusals": [], "changed": changed, "reboot_required": bool(changed)}
+
+    def _live_dump_events(self, params: dict[str, Any]) -> dict[str, Any]:
+        since = int(params["since_unix"])
+        events = [event for event in self.live_dump_events if event["unix"] >= since]
+        shown = [{k: v for k, v in event.items() if k != "unix"} for event in events]
+        return {
+            "log": "Microsoft-Windows-Kernel-LiveDump/Operational",
+            "events": shown[: int(params.get("max_events") or 50)],
+            "note": "" if shown else "no events since then",
+        }
 
     def _host_info(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {"computer_name": "WIN-DOUBLE", "user": f"WIN-DOUBLE\\{self.admin}", "elevated": True}
+        return {
+            "computer_name": "WIN-DOUBLE",
+            "user": f"WIN-DOUBLE\\{self.admin}",
+            "elevated": True,
+            "os_architecture": self.os_architecture,
+        }
 
     def _file_hash(self, params: dict[str, Any]) -> dict[str, Any]:
         files = []
@@ -722,7 +830,7 @@ class WindowsVmDouble:
             raise TemplateThrow(f"restart-computer: delay_seconds must be 0..600, not {delay}")
         self.restarts += 1
         self._restart_pending = True  # the answer leaves before the machine goes down
-        return {"scheduled": True, "delay_seconds": delay, "previous_boot_unix": self.boot_unix}
+        return {"scheduled": True, "delay_seconds": delay, "output": ""}
 
     def _run_lkdctl(self, params: dict[str, Any]) -> dict[str, Any]:
         exe = params["exe_path"]
@@ -775,6 +883,25 @@ def _reply_header(operation: protocol.Operation, layout: protocol.Layout) -> dic
         "Operation": int(operation),
         "TotalSize": layout.size,
     }
+
+
+def _file_version(image: bytes) -> str:
+    """VersionInfo.FileVersion of a PE image (its VS_FIXEDFILEINFO), read with pefile."""
+    import pefile
+
+    try:
+        pe = pefile.PE(data=image)
+    except pefile.PEFormatError:
+        return ""
+    for info in getattr(pe, "VS_FIXEDFILEINFO", None) or []:
+        ms, ls = info.FileVersionMS, info.FileVersionLS
+        return f"{ms >> 16}.{ms & 0xFFFF}.{ls >> 16}.{ls & 0xFFFF}"
+    return ""
+
+
+def _version_tuple(text: str) -> tuple[int, int, int, int]:
+    parts = [int(part) for part in text.split(".")] if text else [0, 0, 0, 0]
+    return (parts[0], parts[1], parts[2], parts[3])
 
 
 def _absent_device() -> dict[str, Any]:

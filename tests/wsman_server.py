@@ -236,6 +236,10 @@ class WSManService:
         self.refuse_shells = False
         self.auth_failures: list[str] = []
         """Why NTLM logons or sealed messages were refused (wsman_ntlm.py)."""
+        self.deny_access = False
+        """An account WinRM's RootSDDL does not allow (not in Administrators or Remote Management
+        Users): the credentials are accepted, the Create is refused with wsman:AccessDenied, WSManFault
+        code 5, "Access is denied." (MS-WSMV's AccessDenied fault; the reply pywinrm#336 shows)."""
         self._lock = threading.Lock()
         self._stopping = threading.Event()
 
@@ -305,6 +309,8 @@ class WSManService:
         return shell
 
     def _create(self) -> str:
+        if self.deny_access:
+            raise WSManFault("w:AccessDenied", 5, "Access is denied. ", value="s:Sender")
         if self.refuse_shells:
             raise WSManFault(
                 "w:QuotaLimit",

@@ -206,6 +206,12 @@ function Enable-TestSigning {
     if ($startOptions -notmatch '\bTESTSIGNING\b') {
         Write-Step 'test signing configured: takes effect after the next reboot'
     }
+    # A driver that bugchecks during boot must not strand the VM in Automatic Repair: boot on
+    # regardless of failed boots (bcdedit /set bootstatuspolicy, BCD boot status policy docs).
+    $policy = @(& $bcdedit /set '{current}' bootstatuspolicy ignoreallfailures)
+    if ($LASTEXITCODE -ne 0) {
+        throw ('bcdedit /set bootstatuspolicy ignoreallfailures failed: ' + ($policy -join ' '))
+    }
 }
 
 function Set-DumpConfiguration {

@@ -21,15 +21,7 @@
  * the copy below truncates on purpose so the driver shows exactly what the module's field holds. */
 #define LKDH_REPORT_TYPE L"LkdhTestDriver"
 
-#define LKDH_DRIVER_VERSION_MAJOR 1
-#define LKDH_DRIVER_VERSION_MINOR 0
-#define LKDH_DRIVER_VERSION_BUILD 0
-#define LKDH_DRIVER_VERSION_REVISION 0
-
-/* The DMF commit the driver was built against; override with /DLKDH_DMF_COMMIT=\"...\". */
-#ifndef LKDH_DMF_COMMIT
-#define LKDH_DMF_COMMIT "bfac434fd3497259095a1f8d70ed734493228091"
-#endif
+#include "LkdhVersion.h" /* driver version and DMF commit, stamped by driver/build.ps1 */
 
 /* One ALLOC slot: a pool block the harness refers to by slot id. */
 typedef struct _LKDH_SLOT {

@@ -302,7 +302,8 @@ LKDH_STATIC_ASSERT(LKDH_IOCTL_LIVEKERNELDUMP_CREATE == 0x0022CB00u, "F23");
 #define LKDCTL_EXIT_OPEN_FAILED 5         /* CreateFileW failed; Win32 error in the JSON */
 #define LKDCTL_EXIT_INPUT_UNREADABLE 6    /* --in-file could not be read */
 #define LKDCTL_EXIT_INTERNAL 7            /* out of memory, ntdll entry point missing */
+#define LKDCTL_EXIT_DEVICE_INSTALL_FAILED 8/* --install-device: a SetupDi/newdev step failed */
 
-#define LKDCTL_VERSION "1.0.0"
+#define LKDCTL_VERSION "1.1.0"
 
 #endif /* LKDH_CONTROL_H */

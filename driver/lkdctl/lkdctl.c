@@ -19,6 +19,8 @@
  * With --input-length the user data travels on stdin after the input, so nothing large or binary
  * ever goes on the command line. --dry-run prints the final input instead of sending it.
  *
+ * `lkdctl --install-device INF HARDWARE_ID` creates the root-enumerated test device instead (devnode.c).
+ *
  * Build: see driver/README.md (mingw-w64: make -C driver/lkdctl; MSVC: cl /W4 /WX).
  */
 
@@ -36,6 +38,7 @@
 #include <string.h>
 #include <wchar.h>
 
+#include "devnode.h"
 #include "lkdh_control.h"
 
 #define MAX_BYTES (64u * 1024u * 1024u)
@@ -90,6 +93,11 @@ static void json_wide_string(const wchar_t *text)
         }
     }
     putchar('"');
+}
+
+void lkdctl_json_wide_string(const wchar_t *text)
+{
+    json_wide_string(text);
 }
 
 static void json_ascii_string(const char *text)
@@ -643,6 +651,12 @@ int wmain(int argc, wchar_t **argv)
     if (argc == 2 && wcscmp(argv[1], L"--version") == 0) {
         printf("{\"lkdctl\":\"%s\",\"protocol\":%u}\n", LKDCTL_VERSION, (unsigned int)LKDH_PROTOCOL_VERSION);
         return LKDCTL_EXIT_OK;
+    }
+    if (argc >= 2 && wcscmp(argv[1], L"--install-device") == 0) {
+        if (argc != 4) {
+            return fail_bad_arguments("--install-device takes exactly INF_PATH HARDWARE_ID");
+        }
+        return lkdctl_install_device(argv[2], argv[3]);
     }
     result = parse_arguments(argc, argv, &options);
     if (result != LKDCTL_EXIT_OK) {

@@ -355,11 +355,29 @@ class VerifierSettings(StrictModel):
     flags: Literal["standard"] | Annotated[StrictInt, Field(ge=0, le=0xFFFF_FFFF)] = "standard"
 
 
+DMF_REPORT_TYPE_KEPT = 11
+"""F05: DMF bfac434's config field is WCHAR ReportType[12] and the module forces ReportType[11] = 0."""
+
+
+def report_folder_name(report_type: str) -> str:
+    """The LiveKernelReports subfolder a driver asking for `report_type` writes to: the ReportType as
+    DMF truncates it (F05), so 'LkdhTestDriver' lands in 'LkdhTestDri'."""
+    return report_type[:DMF_REPORT_TYPE_KEPT]
+
+
 class LiveDumpSettings(StrictModel):
-    """Where the OS writes the driver's live dumps, and how often it agrees to (one per report type)."""
+    """Where the OS writes the driver's live dumps, and how often it agrees to (one per report type).
+
+    `report_type` is what the driver asks DMF for (LKDH_REPORT_TYPE); the dumps land in
+    LiveKernelReports\\<first 11 characters> (`folder_name`, F05).
+    """
 
     report_type: Label = "LkdhTestDriver"
     minimum_spacing_seconds: Annotated[StrictInt, Field(ge=0, le=86400)] = 60
+
+    @property
+    def folder_name(self) -> str:
+        return report_folder_name(self.report_type)
 
 
 class UserAccount(StrictModel):

@@ -3,9 +3,10 @@ simulator's profiles do (harness/target/dmf_builds.py is the one table both read
 
 Three sources can say it, and every one present must agree:
 1. the target config's `driver.dmf_build` (the declaration, checked against the table at load);
-2. the driver package's stamp: `<driver.package>/dmf-commit.txt`, one line holding the DMF commit
-   the package was built against (what `git -C DMF rev-parse HEAD` prints), written by the driver
-   build next to the .inf/.sys/.cat. It is read locally, before anything is installed;
+2. the driver package's stamp: the `dmf_commit` of `<driver.package>/lkdh-package.json`, the DMF
+   commit the package was built against (what `git -C DMF rev-parse HEAD` prints), written by
+   driver/build.ps1 next to the .inf/.sys/.cat (format in driver/README.md). It is read locally,
+   before anything is installed;
 3. the loaded driver's own INFO reply (`DmfCommit`, the LKDH_DMF_COMMIT it was compiled with).
 The build is the first source present. A commit the table does not list is a DMF build with no
 known defects (a newer, fixed DMF, say): the run says so in the driver facts, and every
@@ -14,6 +15,7 @@ known-defect scenario then counts as not reproducing, which is what such a build
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -22,11 +24,12 @@ from pathlib import Path
 from harness.target.base import TargetError
 from harness.target.dmf_builds import DMF_BUILDS, DmfBuild, build_of_commit
 from harness.target.windows.config import DriverSettings
+from harness.target.windows.package_check import PACKAGE_STAMP
 
 log = logging.getLogger(__name__)
 
-STAMP_FILE = "dmf-commit.txt"
-"""The file in the driver package that names the DMF commit it was built against."""
+STAMP_FILE = PACKAGE_STAMP
+"""The file in the driver package that names the DMF commit it was built against (`dmf_commit`)."""
 
 _COMMIT = re.compile(r"[0-9a-f]{7,40}")
 
@@ -66,18 +69,19 @@ class DriverBuild:
 
 
 def stamped_commit(package: Path) -> str | None:
-    """The commit in `<package>/dmf-commit.txt`, or None when the package carries no stamp."""
+    """The `dmf_commit` in `<package>/lkdh-package.json`, or None when the package carries no stamp."""
     stamp = package / STAMP_FILE
     try:
-        text = stamp.read_text(encoding="ascii")
+        document = json.loads(stamp.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise DriverBuildError(f"cannot read the driver package's stamp {stamp}: {error}") from error
-    commit = text.strip().lower()
+    value = document.get("dmf_commit") if isinstance(document, dict) else None
+    commit = value.strip().lower() if isinstance(value, str) else ""
     if not _COMMIT.fullmatch(commit):
         raise DriverBuildError(
-            f"{stamp} should hold one DMF commit (7 to 40 hex digits), not {text.strip()!r}"
+            f"{stamp} should hold one DMF commit (7 to 40 hex digits) as dmf_commit, not {value!r}"
         )
     return commit
 

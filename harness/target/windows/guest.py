@@ -1,9 +1,14 @@
 """The Windows VM as the harness reaches it: PowerShell scripts over WinRM, files over SFTP (when
-the config has `ssh`) or in WinRM chunks, and reboots told apart by the boot time.
+the config has `ssh`) or in WinRM chunks, and reboots told apart by a clock-independent boot identity.
 
-Reboot detection follows Ansible's win_reboot: read LastBootUpTime before, then poll until the
-machine answers again with a *different* boot time. An unreachable machine alone proves nothing
-(the network may have blinked); a new boot time does.
+Reboot detection follows Ansible's win_reboot (note the boot before, poll until the machine answers
+from another one), but a boot is not identified by LastBootUpTime: Windows computes it as now minus
+uptime, so it moves by a second without a reboot and jumps after every clock correction
+(windows_exporter#74, beats#12591). A boot is its BootIdentity: the boot sequence number and the
+uptime from the performance counter (boot-time.ps1). An unreachable machine alone proves nothing
+(the network may have blinked); an answer from another boot does, and an answer from the *same*
+boot after the grace period proves no reboot happened, so the wait ends there instead of at the
+boot deadline.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
 from typing import Any
 
@@ -28,6 +34,29 @@ UPLOAD_CHUNK = 256 * 1024
 """Bytes per upload-chunk call: base64 makes it ~350 KB of stdin, well inside WinRM's envelope."""
 
 BOOT_POLL_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class BootIdentity:
+    """Which boot a machine is in: `boot_id` (PrefetchParameters\\BootId, +1 per boot; None when the
+    value is absent) and `uptime_ms` (QueryPerformanceCounter since boot, never the wall clock)."""
+
+    boot_id: int | None
+    uptime_ms: int
+
+    def is_later_boot_than(self, earlier: BootIdentity) -> bool:
+        """Another boot than `earlier`: the sequence number moved, or (without one) uptime went down."""
+        if self.boot_id is not None and earlier.boot_id is not None:
+            return self.boot_id != earlier.boot_id
+        return self.uptime_ms < earlier.uptime_ms
+
+    def describe(self) -> str:
+        number = "unknown" if self.boot_id is None else str(self.boot_id)
+        return f"boot id {number}, up {self.uptime_ms / 1000:.0f} s"
+
+
+NO_BOOT = BootIdentity(None, 2**63 - 1)
+"""A boot every real one is later than: for waiting after a revert, where any answer will do."""
 
 
 class Guest:
@@ -65,24 +94,39 @@ class Guest:
             raise
         return powershell.parse_result(result, name, host=self.host)
 
-    def boot_time(self) -> float:
-        """LastBootUpTime as a Unix time."""
-        return float(self.script("boot-time", {})["last_boot_unix"])
+    def boot_identity(self) -> BootIdentity:
+        """The boot the machine is in now (boot-time.ps1)."""
+        answer = self.script("boot-time", {})
+        boot_id = answer.get("boot_id")
+        return BootIdentity(None if boot_id is None else int(boot_id), int(answer["uptime_ms"]))
 
-    def wait_for_new_boot(self, previous_boot: float, timeout: float | None = None) -> float:
-        """Poll until the machine answers with a boot time other than `previous_boot`; that time.
-        SessionError while it is down is expected and retried until `timeout` (config: boot)."""
-        deadline = self._clock() + (timeout or self.config.timeouts.boot)
+    def wait_for_new_boot(
+        self, previous: BootIdentity, *, same_boot_grace: float = 0.0, timeout: float | None = None
+    ) -> BootIdentity:
+        """Poll until the machine answers from a boot later than `previous`; that boot.
+        SessionError while it is down is expected and retried until `timeout` (config: boot). An
+        answer from `previous` itself more than `same_boot_grace` seconds after the start means it
+        did not reboot: SessionError at once, saying so (a restart needs a grace for shutdown; a
+        lost command, none: a bugchecked machine cannot answer)."""
+        start = self._clock()
+        deadline = start + (timeout or self.config.timeouts.boot)
         last_error = "it never answered"
         while self._clock() < deadline:
             try:
-                booted = self.boot_time()
+                booted = self.boot_identity()
             except SessionError as error:
                 last_error = f"last attempt: {error}"
             else:
-                if booted != previous_boot:
+                if booted.is_later_boot_than(previous):
                     return booted
-                last_error = "it answers with the old boot time (no reboot happened)"
+                if self._clock() - start >= same_boot_grace:
+                    raise SessionError(
+                        "tcp",
+                        self.host,
+                        f"the machine did not reboot: it answers from the same boot ({booted.describe()},"
+                        f" before: {previous.describe()}) {self._clock() - start:.0f} s later",
+                    )
+                last_error = "it still answered from the old boot (no reboot happened)"
             self._sleep(BOOT_POLL_SECONDS)
         raise SessionError(
             "tcp", self.host, f"the machine did not come back from a reboot within the deadline: {last_error}"

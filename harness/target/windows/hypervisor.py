@@ -6,10 +6,20 @@ one; `Target.prepare()` asks the hypervisor to revert. Three kinds:
 - `HyperVHost`: the restore-checkpoint PowerShell script, run over WinRM on the Hyper-V host (the
   script and its parameters travel on stdin, so names never become command-line text);
 - `LibvirtHost`: `virsh -c URI snapshot-revert DOMAIN SNAPSHOT --running` over SSH on the libvirt host,
-  then `virsh domstate` until the domain runs. The argv goes to the session as a list and the POSIX
+  then `virsh domstate` until the domain runs, then `virsh domtime DOMAIN --now` (the clock resync
+  below). The argv goes to the session as a list and the POSIX
   SSH session quotes it (shlex.join); the names were also checked against narrow patterns in config.py;
 - `NoHypervisor`: nothing can be reverted, and saying so clearly beats a scenario failing later
   for a reason nobody can see.
+
+A snapshot taken with memory resumes with the guest clock of the moment it was taken, days or weeks
+behind; Windows' time service corrects it only at its next poll, by a step in the middle of a run
+(dump file times, log timestamps, Kerberos' 5-minute skew). So the libvirt revert sets the guest's
+clock to the libvirt host's through the QEMU guest agent (virsh(1) domtime: `--now` sets "the time
+that is currently on the host virsh is running at"). Not `--sync`: it asks the agent to read the RTC,
+which qemu-ga for Windows refuses ("Time argument is required on this platform",
+qga/commands-win32.c qmp_guest_set_time). Hyper-V is left alone: its time-synchronization
+integration service (on by default) sets the clock of a restored VM itself.
 
 `check()` proves the hypervisor is reachable and knows the machine without changing anything; it is
 what `lkdh target check` runs. Sessions are opened per call and closed after it: a revert is rare, and
@@ -33,10 +43,27 @@ from harness.target.windows.config import (
     SshSettings,
     WinRMSettings,
 )
-from harness.target.windows.session import CommandResult, CommandTimeout, RemoteSession
+from harness.target.windows.session import CommandResult, CommandTimeout, RemoteSession, SessionError
 
 STDERR_SHOWN = 500
 """Characters of a failed command's stderr kept in the error: enough for virsh's one-line reason."""
+
+AGENT_NOT_CONNECTED = "Guest agent is not responding"
+"""libvirt's VIR_ERR_AGENT_UNRESPONSIVE text ("...: QEMU guest agent is not connected"): right after a
+revert, or while a booting guest has not started qemu-ga yet, the agent channel is not up; retried
+until the revert's deadline. "QEMU guest agent is not configured" (no channel) is final."""
+
+GUEST_AGENT_HELP = (
+    "the guest clock needs the QEMU guest agent: an org.qemu.guest_agent.0 virtio channel on the domain"
+    " and qemu-ga running in Windows (virtio-win guest tools); see vm/README.md, 'Build the VM'"
+)
+
+HYPERV_ACCESS_HELP = (
+    "the account on the Hyper-V host must be allowed to use WinRM and Hyper-V: a member of"
+    " 'Remote Management Users' and 'Hyper-V Administrators' there, or of 'Administrators' (a local"
+    " account other than the built-in Administrator then also needs LocalAccountTokenFilterPolicy = 1);"
+    " see vm/README.md, 'The clean snapshot'"
+)
 
 
 class HypervisorError(TargetError):
@@ -87,8 +114,7 @@ class HyperVHost:
         return f"Hyper-V on {s.host}: VM '{s.vm_name}', checkpoint '{s.checkpoint}'"
 
     def check(self) -> str:
-        with closing(self._open_session()) as session:
-            info = _run_script(session, "host-info", {}, self.settings.timeout)
+        info = self._run("host-info", {})
         if not info.get("hyperv_module"):
             raise HypervisorError(
                 f"{self.settings.host} has no Hyper-V PowerShell module (is it a Hyper-V host?)"
@@ -101,13 +127,28 @@ class HyperVHost:
             "checkpoint_name": self.settings.checkpoint,
             "start": True,
         }
-        with closing(self._open_session()) as session:
-            answer = _run_script(session, "restore-checkpoint", params, self.settings.timeout)
+        answer = self._run("restore-checkpoint", params)
         if answer.get("state") != "Running":
             raise HypervisorError(
                 f"VM '{self.settings.vm_name}' is {answer.get('state')!r}, not Running,"
                 f" after restoring checkpoint '{self.settings.checkpoint}'"
             )
+
+    def _run(self, name: str, params: dict[str, powershell.JsonValue]) -> dict:
+        """Run a script on the host; a refusal of the account says which groups it needs.
+
+        WinRM refuses an account its RootSDDL does not allow with WS-Management fault 5, "Access is
+        denied" (MS-WSMV's wsman:AccessDenied fault; pywinrm#336 shows it for an account with too few
+        rights), or, over Negotiate, by rejecting the logon (HTTP 401).
+        """
+        try:
+            with closing(self._open_session()) as session:
+                return _run_script(session, name, params, self.settings.timeout)
+        except SessionError as error:
+            if error.stage == "auth" or "WS-Management fault 5:" in error.detail:
+                lead = "if the password is right, " if error.stage == "auth" else ""
+                raise HypervisorError(f"{error}; {lead}{HYPERV_ACCESS_HELP}") from None
+            raise
 
 
 def _run_script(
@@ -158,6 +199,23 @@ class LibvirtHost:
                     )
                 time.sleep(self.poll_interval)
                 state = self._domstate(session, deadline)
+            self._sync_clock(session, deadline)
+
+    def _sync_clock(self, session: RemoteSession, deadline: float) -> None:
+        """`virsh domtime DOMAIN --now`, waiting for the guest agent to come up (module docstring)."""
+        s = self.settings
+        while True:
+            try:
+                self._virsh(session, deadline, "domtime", s.domain, "--now")
+                return
+            except HypervisorError as error:
+                waiting = AGENT_NOT_CONNECTED in str(error)
+                if not waiting or time.monotonic() + self.poll_interval > deadline:
+                    raise HypervisorError(
+                        f"domain '{s.domain}' reverted to '{s.snapshot}', but its clock was not set"
+                        f" ({error}): {GUEST_AGENT_HELP}"
+                    ) from None
+            time.sleep(self.poll_interval)
 
     def _domstate(self, session: RemoteSession, deadline: float) -> str:
         result = self._virsh(session, deadline, "domstate", self.settings.domain)

@@ -34,6 +34,7 @@ LKDCTL_EXIT_CODES: dict[str, int] = {
     "open_failed": 5,
     "input_unreadable": 6,
     "internal": 7,
+    "device_install_failed": 8,
 }
 """Error kind → exit code (LKDCTL_EXIT_* in lkdh_control.h)."""
 

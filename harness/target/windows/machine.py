@@ -3,9 +3,14 @@ driver through lkdctl.exe, with crashes detected by reboot and the dumps pulled 
 
 Each operation becomes one IOCTL: the harness packs the bytes (protocol.py, lkdctl.py), the `run-lkdctl`
 PowerShell template runs lkdctl.exe with the bytes as data, and the reply's DMF status is the step's
-status. A command that dies with the connection may mean the machine bugchecked: the boot time
-decides. If it changed, the new crash dump is pulled, its header gives the bugcheck, and the
-operation's result carries a Crash; if it did not, the transport failed and that is a TargetError.
+status. A command that dies with the connection may mean the machine bugchecked: the boot identity
+decides (guest.BootIdentity, never the wall clock). If the machine answers from another boot, the new
+crash dump is pulled, its header gives the bugcheck, and the operation's result carries a Crash; if
+it answers from the same boot, the transport failed and that is a TargetError at once.
+
+Before anything touches the VM the package is checked (package_check.py: INF, PE machine and KMDF
+import, signatures, catalog coverage, version stamp); the run record names the version and SHA-256
+of the build that was tested.
 """
 
 from __future__ import annotations
@@ -45,8 +50,9 @@ from harness.target.status import STATUS_NOT_FOUND, STATUS_SUCCESS
 from harness.target.windows import lkdctl, protocol
 from harness.target.windows.config import TargetConfig
 from harness.target.windows.driver_build import DriverBuild, declared_build, reported_build
-from harness.target.windows.guest import Guest
+from harness.target.windows.guest import NO_BOOT, BootIdentity, Guest
 from harness.target.windows.hypervisor import Hypervisor, SessionOpener, hypervisor_from_config
+from harness.target.windows.package_check import PackageFacts, check_package
 from harness.target.windows.powershell import ScriptError
 from harness.target.windows.provision import lkdctl_guest_path, provision, restart
 from harness.target.windows.session import SessionError
@@ -55,6 +61,12 @@ log = logging.getLogger(__name__)
 
 LKDCTL_SECONDS = 60.0
 """Deadline of one IOCTL round trip; a hang past it is treated like a lost connection."""
+ARCHITECTURES = {"AMD64": "amd64", "ARM64": "arm64"}
+"""host-info's os_architecture (PROCESSOR_ARCHITECTURE) → the INF decoration / PE machine name."""
+
+DumpKey = tuple[str, int, int]
+"""A dump as the collector knows it: path, size and last write time. MEMORY.DMP and a minidump
+name reused after a revert are overwritten in place, so the path alone would miss the new dump."""
 
 
 class WindowsMachine(Target):
@@ -72,43 +84,68 @@ class WindowsMachine(Target):
         hypervisor: Hypervisor | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(output_dir)
         self.config = config
         self.guest = guest or Guest(config, sessions, sleep=sleep, clock=clock)
         self.hypervisor = hypervisor or hypervisor_from_config(config.hypervisor, sessions)
-        self._sleep, self._clock = sleep, clock
+        self._sleep, self._clock, self._wall_clock = sleep, clock, wall_clock
         self._slots: dict[str, int] = {}
         self._addresses: dict[str, int] = {}
         self._pending: list[CollectedDump] = []
         self._next_slot = 1
-        self._known_dumps: set[str] = set()
+        self._known_dumps: set[DumpKey] = set()
         self._last_create: float | None = None
-        self._boot: float | None = None
+        self._boot: BootIdentity | None = None
         self._prepared = False
         self._declared: DriverBuild | None = None
         self._declared_read = False
+        self.package: PackageFacts | None = None
 
     # -- Target -------------------------------------------------------------------------------
     def prepare(self) -> None:
-        """Revert to the checkpoint (or, without a hypervisor, reboot after the first scenario so no
-        driver state carries over), make sure the driver runs, and note the dumps already there.
-        The declared DMF build is checked against the package's stamp first, before the VM is touched."""
+        """Check the declared DMF build against the package's stamp and the package itself (once,
+        before the VM is touched), revert to the checkpoint (or, without a hypervisor, reboot after
+        the first scenario so no driver state carries over), make sure the package's build runs,
+        and note the dumps already there."""
         self._read_declared_build()
+        if self.package is None:
+            self.package = self._preflight()
         self._honour_report_spacing()
         if self.config.hypervisor.kind != "none":
             self.hypervisor.revert()
             self.guest.close()
-            self._boot = self.guest.wait_for_new_boot(previous_boot=-1.0)
+            self._boot = self.guest.wait_for_new_boot(NO_BOOT)
         elif self._prepared:
             self._boot = restart(self.guest)
-        report = provision(self.guest, self.config)
+        report = provision(self.guest, self.config, self.package)
         for action in report.actions:
             log.info("%s: %s", self.config.name, action)
-        self._boot = self.guest.boot_time()
+        self._boot = self.guest.boot_identity()
         self._forget_boot()
-        self._known_dumps = {dump["path"] for dump in self._list_dumps()}
+        self._known_dumps = {_dump_key(dump) for dump in self._list_dumps()}
         self._prepared = True
+
+    def _preflight(self) -> PackageFacts:
+        """The package checked against the VM's architecture, asked read-only before any change."""
+        reported = str(self.guest.script("host-info", {}).get("os_architecture") or "").upper()
+        if reported not in ARCHITECTURES:
+            raise TargetError(f"{self.config.name}: unsupported machine architecture {reported or '(none)'}")
+        facts = check_package(
+            self.config.driver.package,
+            architecture=ARCHITECTURES[reported],
+            trusted=self.config.driver.certificate,
+        )
+        log.info(
+            "%s: package %s, driver %s (SHA-256 %s), DMF %s",
+            self.config.name,
+            self.config.driver.package,
+            facts.driver_version,
+            facts.sys_sha256,
+            facts.dmf_commit,
+        )
+        return facts
 
     def execute(self, op: Op) -> OpResult:
         match op:
@@ -130,7 +167,7 @@ class WindowsMachine(Target):
         """Pull every dump written since the last call; each copy is proven by the guest's SHA-256.
         Nothing on the guest is deleted: the known-set keeps a dump from being collected twice."""
         collected, self._pending = self._pending, []
-        fresh = [d for d in self._list_dumps() if d["path"] not in self._known_dumps]
+        fresh = [d for d in self._list_dumps() if _dump_key(d) not in self._known_dumps]
         if not fresh:
             return collected
         hashes = self.guest.file_hashes([d["path"] for d in fresh])
@@ -140,7 +177,7 @@ class WindowsMachine(Target):
             local = self.output_dir / "dumps" / Path(*relative.parts)
             self.guest.download(dump["path"], local, size=int(dump["size"]), sha256=sha256)
             collected.append(CollectedDump(local, dump["kind"], sha256, str(relative.as_posix())))
-            self._known_dumps.add(dump["path"])
+            self._known_dumps.add(_dump_key(dump))
         return collected
 
     def driver_info(self) -> DriverInfo:
@@ -165,6 +202,8 @@ class WindowsMachine(Target):
                 "dmf_commit": reply.dmf_commit,
                 "dmf_build": build.label,
                 "dmf_build_source": build.source,
+                "driver_sha256": self.package.sys_sha256 if self.package else "",
+                "package_version": self.package.driver_version if self.package else "",
                 "verifier": "on" if reply.verifier else "off",
             },
         )
@@ -229,7 +268,31 @@ class WindowsMachine(Target):
         )
         status = self._reply(request).dmf_status
         self._last_create = self._clock()
+        if status != STATUS_SUCCESS:
+            self._log_live_dump_events()
         return OpResult(status)
+
+    def _log_live_dump_events(self) -> None:
+        """A failed Create: what the kernel's LiveDump log says about it goes into the run log."""
+        since = int(self._wall_clock()) - 120
+        answer = self.guest.script("live-dump-events", {"since_unix": since, "max_events": 20})
+        events = answer.get("events") or []
+        log.warning(
+            "%s: Create failed (no dump in LiveKernelReports\\%s); %s has %d event(s) since then%s",
+            self.config.name,
+            self.config.live_dumps.folder_name,
+            answer.get("log"),
+            len(events),
+            f" ({answer.get('note')})" if answer.get("note") else "",
+        )
+        for event in events:
+            log.warning(
+                "  %s id %s %s: %s",
+                event.get("time_utc"),
+                event.get("id"),
+                event.get("level"),
+                event.get("message"),
+            )
 
     def _ioctl_create(self, op: IoctlCreate) -> OpResult:
         """The module's own IOCTL, sent by lkdctl as an application would (F23-F27)."""
@@ -306,7 +369,7 @@ class WindowsMachine(Target):
         if self._boot is None:
             raise error
         try:
-            self._boot = self.guest.wait_for_new_boot(self._boot)
+            self._boot = self.guest.wait_for_new_boot(self._boot, same_boot_grace=0.0)
         except SessionError as waited:  # its detail says whether it was down or up on the old boot
             lost = f"the connection was lost during an operation ({error})"
             raise TargetError(f"{lost}: {waited.detail}") from error
@@ -373,6 +436,10 @@ class WindowsMachine(Target):
             return buffer + offset
         address = self._addresses.get(buffer)
         return None if address is None else address + offset
+
+
+def _dump_key(dump: dict[str, Any]) -> DumpKey:
+    return (str(dump["path"]).lower(), int(dump["size"]), int(dump["last_write_unix"]))
 
 
 def _without_stdin_input(arguments: tuple[str, ...]) -> list[str]:

@@ -3,7 +3,9 @@
 Every remote action is one template in `scripts/<name>.ps1`, run by one constant command line
 (DESIGN.md: "Scripts go over stdin ..., never on the command line"):
 
-    powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand <bootstrap>
+    <POWERSHELL_EXE> -NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand <bootstrap>
+
+(POWERSHELL_EXE: Windows PowerShell 5.1 by its full path.)
 
 The bootstrap (`scripts/_bootstrap.ps1`) reads stdin: line 1 is base64 of the UTF-8 JSON parameters,
 the rest is the template text, whose first statement is `param($P)`. It runs the template with the
@@ -159,8 +161,12 @@ def _bootstrap_command() -> str:
     return "\n".join(line for line in lines if not line.lstrip().startswith("#")) + "\n"
 
 
+POWERSHELL_EXE = r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe"
+"""Windows PowerShell 5.1 by its full path: a bare `powershell.exe` is looked up in the session's
+PATH (and, by cmd.exe, in the working folder first), where anything could stand in for it."""
+
 BOOTSTRAP_ARGV: tuple[str, ...] = (
-    "powershell.exe",
+    POWERSHELL_EXE,
     "-NoProfile",
     "-NonInteractive",
     "-ExecutionPolicy",

@@ -37,6 +37,7 @@ from paramiko.common import cMSG_CHANNEL_REQUEST
 from paramiko.message import Message
 from pydantic import SecretStr
 
+from harness.target.windows.name_resolution import ResolutionTimeout, getaddrinfo_within
 from harness.target.windows.session import CommandResult, CommandTimeout, OutputCallback, SessionError
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,7 @@ class SshSession:
         self.backoff = backoff
         self.posix = posix
         self._transport: paramiko.Transport | None = None
+        self._was_connected = False
 
     def __repr__(self) -> str:
         secret = "yes" if self._passphrase else "no"
@@ -148,15 +150,18 @@ class SshSession:
         if self.keepalive > 0:
             transport.set_keepalive(int(max(1, self.keepalive)))
         self._transport = transport
+        self._was_connected = True
         log.info("ssh: connected to %s@%s:%d", self.user, self.host, self.port)
 
     def _open_socket(self) -> socket.socket:
         try:
-            addresses = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+            addresses = getaddrinfo_within(self.host, self.port, self.connect_timeout)
         except socket.gaierror as error:
             raise SessionError(
                 "resolve", self.host, f"cannot resolve {self.host}: {error.strerror}"
             ) from None
+        except ResolutionTimeout as error:
+            raise SessionError("resolve", self.host, f"cannot resolve {self.host}: {error}") from None
         last: OSError | None = None
         for family, kind, proto, _name, address in addresses:
             sock = socket.socket(family, kind, proto)
@@ -253,11 +258,14 @@ class SshSession:
         max_attempts: int | None = None,
         initial_delay: float | None = None,
         max_delay: float | None = None,
+        *,
+        deadline: float | None = None,
     ) -> int:
         """Connect again, pausing with exponential backoff between tries; returns the attempts used.
 
         Only network stages are retried (RETRYABLE_STAGES); the last error is raised when every
-        attempt failed. Bounded: at most `max_attempts` × (connect_timeout + max_delay).
+        attempt failed, or when the next pause would end past `deadline` (time.monotonic(), the
+        caller's own deadline). Bounded: at most `max_attempts` × (connect_timeout + max_delay).
         """
         attempts = max_attempts or self.backoff.max_attempts
         delay = self.backoff.initial_delay if initial_delay is None else initial_delay
@@ -267,7 +275,8 @@ class SshSession:
                 self.connect()
                 return attempt
             except SessionError as error:
-                if error.stage not in RETRYABLE_STAGES or attempt == attempts:
+                out_of_time = deadline is not None and time.monotonic() + delay >= deadline
+                if error.stage not in RETRYABLE_STAGES or attempt == attempts or out_of_time:
                     raise
                 log.info(
                     "ssh: reconnect attempt %d/%d failed (%s); next in %.1fs", attempt, attempts, error, delay
@@ -276,12 +285,22 @@ class SshSession:
             delay = min(delay * 2, ceiling)
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
-    def transport(self) -> paramiko.Transport:
-        """The live transport, reconnecting first when the old one has died (a guest reboot)."""
+    def transport(self, deadline: float | None = None) -> paramiko.Transport:
+        """The live transport, reconnecting with backoff (within `deadline`) when the old one has died
+        (a guest reboot).
+
+        A session that was never connected connects once: nothing says the machine is on its way
+        back, and a wrong or unresolvable host must fail at its connect_timeout, not after every
+        pause of the backoff (issue 10: 91 s, the sum of the default pauses, for a hypervisor host
+        that did not resolve). Waiting for a booting guest is the caller's (guest.wait_for_new_boot).
+        """
         if not self.connected:
-            if self._transport is not None:
-                log.info("ssh: connection to %s is gone; reconnecting", self.host)
-            self.reconnect()
+            if not self._was_connected:
+                self.connect()
+            else:
+                if self._transport is not None:
+                    log.info("ssh: connection to %s is gone; reconnecting", self.host)
+                self.reconnect(deadline=deadline)
         assert self._transport is not None
         return self._transport
 
@@ -305,12 +324,12 @@ class SshSession:
 
     # -- running ----------------------------------------------------------------------------------
 
-    def _open_channel(self) -> paramiko.Channel:
+    def _open_channel(self, deadline: float | None = None) -> paramiko.Channel:
         """A session channel. Opening one starts nothing remotely, so a failure here (the transport
         died a moment ago and we had not noticed) is safe to retry once on a fresh connection."""
         for attempt in (1, 2):
             try:
-                return self.transport().open_session(timeout=self.connect_timeout)
+                return self.transport(deadline).open_session(timeout=self.connect_timeout)
             except (paramiko.SSHException, EOFError, OSError) as error:
                 if attempt == 2:
                     raise SessionError("shell", self.host, f"cannot open a channel ({error})") from None
@@ -335,7 +354,7 @@ class SshSession:
             raise ValueError("run() needs a program to run: argv is empty")
         command = self.command_line(argv)
         deadline = time.monotonic() + timeout
-        channel = self._open_channel()
+        channel = self._open_channel(deadline)
         try:
             try:
                 channel.exec_command(command)

@@ -32,8 +32,21 @@ from cryptography import x509
 
 from harness.target.base import TargetError
 from harness.target.windows import powershell
-from harness.target.windows.config import DriverSettings, SshSettings, TargetConfig, TlsTrust, WinRMSettings
+from harness.target.windows.config import (
+    DMF_REPORT_TYPE_KEPT,
+    DriverSettings,
+    SshSettings,
+    TargetConfig,
+    TlsTrust,
+    WinRMSettings,
+    report_folder_name,
+)
 from harness.target.windows.hypervisor import SessionOpener, hypervisor_from_config
+from harness.target.windows.name_resolution import (
+    ResolutionTimeout,
+    create_connection_within,
+    getaddrinfo_within,
+)
 from harness.target.windows.session import RemoteSession
 
 NETWORK_STAGES = ("resolve", "tcp", "tls", "auth+powershell", "ssh")
@@ -163,9 +176,11 @@ class _Checks:
     def resolve(self) -> str:
         host, port = self.config.host, self._winrm_settings.port
         try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            infos = getaddrinfo_within(host, port, self._winrm_settings.connect_timeout)
         except socket.gaierror as exc:
             raise StageFailed(f"cannot resolve {host}: {exc.strerror}") from None
+        except ResolutionTimeout as exc:
+            raise StageFailed(f"cannot resolve {host}: {exc}") from None
         addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         return f"{host} is {', '.join(addresses)}"
 
@@ -173,8 +188,10 @@ class _Checks:
         host, port = self.config.host, self._winrm_settings.port
         timeout = self._winrm_settings.connect_timeout
         try:
-            with socket.create_connection((host, port), timeout=timeout) as sock:
+            with create_connection_within(host, port, timeout) as sock:
                 peer = sock.getpeername()
+        except ResolutionTimeout as exc:
+            raise StageFailed(f"cannot resolve {host}: {exc}") from None
         except TimeoutError:
             raise StageFailed(f"no answer from {host}:{port} within {timeout:g} s (firewall?)") from None
         except ConnectionRefusedError:
@@ -277,10 +294,14 @@ def dump_folder_verdict(info: dict, report_type: str) -> str:
             )
         else:
             free = int(folder.get("free_bytes") or 0) / 2**30
-            shown = f"{path}\\{report_type}" if kind == "live" else path
+            shown = f"{path}\\{report_folder_name(report_type)}" if kind == "live" else path
             found.append(f"{kind} dumps to {shown} ({free:.1f} GiB free)")
     if problems:
         raise StageFailed("; ".join(problems))
+    if report_folder_name(report_type) != report_type:
+        found.append(
+            f"ReportType {report_type!r} as DMF truncates it: {DMF_REPORT_TYPE_KEPT} characters (F05)"
+        )
     return "; ".join(found)
 
 
@@ -319,6 +340,8 @@ def check_tls(
         raise StageFailed(
             f"certificate not trusted: {exc.verify_message}; server presented {presented}"
         ) from None
+    except ResolutionTimeout as exc:
+        raise StageFailed(f"cannot resolve {host}: {exc}") from None
     except TimeoutError:
         raise StageFailed(f"TLS handshake with {host}:{port} got no answer within {timeout:g} s") from None
     except ssl.SSLError as exc:
@@ -360,7 +383,7 @@ def _unverified_context() -> ssl.SSLContext:
 
 def _handshake(host: str, port: int, context: ssl.SSLContext, timeout: float) -> bytes:
     with (
-        socket.create_connection((host, port), timeout=timeout) as raw,
+        create_connection_within(host, port, timeout) as raw,
         context.wrap_socket(raw, server_hostname=host) as tls,
     ):
         der = tls.getpeercert(binary_form=True)

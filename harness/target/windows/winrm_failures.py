@@ -18,6 +18,7 @@ import requests
 import urllib3.exceptions
 from winrm.exceptions import InvalidCredentialsError, WinRMError, WinRMTransportError, WSManFaultError
 
+from harness.target.windows.name_resolution import ResolutionTimeout
 from harness.target.windows.session import SessionError
 
 
@@ -60,6 +61,9 @@ def _network_failure(context: FailureContext, error: BaseException) -> tuple[str
         return "auth", f"the server rejected the credentials of {user}"
     if isinstance(error, requests.exceptions.SSLError):
         return "tls", _tls_problem(context, error)
+    if any(isinstance(c, ResolutionTimeout) for c in _causes(error)):
+        waited = f"{context.connect_timeout:g} s"
+        return "resolve", f"no answer from the name resolver for {context.host!r} within {waited}"
     if isinstance(error, requests.exceptions.ConnectTimeout):
         return "tcp", f"no TCP connection to {where} within {context.connect_timeout:g} s"
     if isinstance(error, requests.exceptions.ConnectionError):

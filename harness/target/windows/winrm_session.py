@@ -44,6 +44,7 @@ from winrm.protocol import Protocol
 
 from harness.target.windows.session import CommandResult, CommandTimeout, OutputCallback
 from harness.target.windows.tls_trust import (
+    DeadlineAdapter,
     PinnedCertificateAdapter,
     normalize_thumbprint,
     system_trust_store,
@@ -365,10 +366,13 @@ class WinRMSession:
         if transport.session is not None:
             return
         session = transport.build_session()
+        session.mount("http://", DeadlineAdapter())  # the host is resolved within connect_timeout
         if self._pin:
             session.verify = False  # the adapter's fingerprint check replaces CA validation
             session.mount("https://", PinnedCertificateAdapter(self._pin))
-        elif self._skip_verify:
+        else:
+            session.mount("https://", DeadlineAdapter())
+        if self._skip_verify and not self._pin:
             # Not pywinrm's "ignore", which silences urllib3's InsecureRequestWarning process-wide:
             # an unverified connection should stay loud.
             session.verify = False

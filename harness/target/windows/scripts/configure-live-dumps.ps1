@@ -6,7 +6,9 @@ param($P)
 # - HKLM\SYSTEM\CurrentControlSet\Control\CrashControl\FullLiveKernelReports (WER settings docs,
 #   "WER live kernel reports settings"): ComponentThrottleThreshold / SystemThrottleThreshold (hours,
 #   defaults 168 / 120; both 0 disables time-based throttling), FullLiveReportsMax (default 1;
-#   0 disables the live dump feature), LastFullLiveReport.
+#   0 disables full live dumps), LastFullLiveReport. These keys govern FULL live dumps only (kernel
+#   memory dumps with user pages); the module's reports are minidump-sized triage dumps, which they
+#   do not throttle, so clearing them is harmless hygiene, not what makes a Create succeed.
 # - HKLM\SOFTWARE\Microsoft\Windows\Windows Error Reporting\FullLiveKernelReports: the same two
 #   throttle values, where the Storage Spaces Direct troubleshooting article sets them.
 # - HKLM\SYSTEM\CurrentControlSet\Control\CrashControl\ForceDumpsDisabled, value GuardedHost =
@@ -16,7 +18,8 @@ param($P)
 # - Windows Error Reporting "Disabled" (policy key and WER key): inferred, not documented, to stop
 #   live kernel reports as well; apply clears the WER value, and the policy value only when
 #   clear_wer_policy is true.
-# The throttling and ForceDumpsDisabled values take effect after a restart (same article). The
+# The throttling and ForceDumpsDisabled values take effect after a restart (same article): apply
+# answers reboot_required, and provisioning restarts the machine before the first scenario. The
 # one-report-per-minute limit of LkmdTelSubmitReport (F06) is not configurable.
 $crashControl = 'HKLM:\SYSTEM\CurrentControlSet\Control\CrashControl'
 $fullLiveSystem = Join-Path $crashControl 'FullLiveKernelReports'

@@ -1,11 +1,12 @@
 param($P)
 # lkdh-params: service_name! hardware_id
-# Is the test driver's service running, is its device started, and which build is loaded? Answers
-# `lkdh target check` and tells a missing driver apart from a module that misbehaves.
+# Is the test driver's service running, is its device started, and which build is loaded (the
+# service image's path, FileVersion and SHA-256, the device's oemNN.inf)? Answers `lkdh target check`,
+# and lets provisioning reinstall when the loaded build is not the package's.
 # lkdh-include: _pnp-device.ps1
 $serviceName = [string]$P.service_name
 $service = @(Get-CimInstance -ClassName Win32_SystemDriver | Where-Object { $_.Name -eq $serviceName })
-$serviceInfo = [ordered]@{ exists = $false; state = ''; start_mode = ''; path = ''; file_version = '' }
+$serviceInfo = [ordered]@{ exists = $false; state = ''; start_mode = ''; path = ''; file_version = ''; image_sha256 = '' }
 if ($service.Count -gt 0) {
     $imagePath = [string]$service[0].PathName
     if ($imagePath -match '^\\SystemRoot\\') {
@@ -16,8 +17,10 @@ if ($service.Count -gt 0) {
         $imagePath = Join-Path $env:SystemRoot $imagePath
     }
     $fileVersion = ''
+    $imageHash = ''
     if ($imagePath -and (Test-Path -LiteralPath $imagePath -PathType Leaf)) {
         $fileVersion = [string](Get-Item -LiteralPath $imagePath -Force).VersionInfo.FileVersion
+        $imageHash = (Get-FileHash -LiteralPath $imagePath -Algorithm SHA256).Hash.ToLowerInvariant()
     }
     $serviceInfo = [ordered]@{
         exists = $true
@@ -25,6 +28,7 @@ if ($service.Count -gt 0) {
         start_mode = [string]$service[0].StartMode
         path = $imagePath
         file_version = $fileVersion
+        image_sha256 = $imageHash
     }
 }
 $deviceInfo = $null

@@ -1,7 +1,8 @@
 param($P)
 # lkdh-params:
 # Who and what the harness is talking to: `lkdh target check` prints it, and the run record keeps it
-# (environment.properties). Elevation matters twice: installing drivers needs it, and the
+# (environment.properties); os_architecture (AMD64, ARM64) is the machine type the driver package
+# must be built for. Elevation matters twice: installing drivers needs it, and the
 # IOCTL refuses a caller without an elevated admin token (F26).
 $identity = [Security.Principal.WindowsIdentity]::GetCurrent()
 $principal = New-Object Security.Principal.WindowsPrincipal -ArgumentList $identity
@@ -22,5 +23,6 @@ if ($null -ne $currentVersion.UBR) {
     os_build = $build
     os_version = [Environment]::OSVersion.Version.ToString()
     is_64bit = [Environment]::Is64BitOperatingSystem
+    os_architecture = [string]$env:PROCESSOR_ARCHITECTURE
     hyperv_module = [bool](Get-Module -ListAvailable -Name Hyper-V)
 }
