@@ -50,6 +50,8 @@ class RunRecord:
     skip_reason: str | None = None
     seconds: float = 0.0
     output_dir: Path | None = None
+    facts: dict[str, str] = field(default_factory=dict)
+    """What the target said about itself (profile, Verifier, driver version): DriverInfo.facts."""
 
     @property
     def failed_steps(self) -> list[StepRecord]:
