@@ -20,6 +20,7 @@ import pytest
 from harness.record import RunRecord
 from harness.report import allure_pytest
 from harness.report.allure_files import write_allure_files, write_executor
+from harness.report.allure_labels import as_run_names_it
 from harness.report.allure_results import AllureScenarioResult, options_from
 from harness.report.dump_map import DumpMapFiles
 from harness.report.run_log import RunLog
@@ -124,7 +125,7 @@ class ScenarioFile(pytest.File):
     """A YAML scenario file: each scenario document yields one item per target."""
 
     def collect(self) -> Iterator[pytest.Item]:
-        for loaded in load_scenario_file(self.path):
+        for loaded in load_scenario_file(as_run_names_it(self.path)):
             for target in TARGET_NAMES:
                 yield ScenarioItem.from_parent(
                     self, name=f"{loaded.scenario.name}[{target}]", loaded=loaded, target=target

@@ -64,11 +64,17 @@ def full_name(loaded: LoadedScenario) -> str:
 
 
 def display_path(path: Path) -> str:
+    return as_run_names_it(path).as_posix()
+
+
+def as_run_names_it(path: Path) -> Path:
+    """`path` relative to the working folder when inside it, else absolute: both entry points load
+    scenarios through this, so messages, YAML positions and results name files alike."""
     resolved = path.resolve()
     try:
-        return resolved.relative_to(Path.cwd().resolve()).as_posix()
+        return resolved.relative_to(Path.cwd().resolve())
     except ValueError:
-        return resolved.as_posix()
+        return resolved
 
 
 def identity(loaded: LoadedScenario, record: RunRecord) -> dict[str, object]:
