@@ -82,6 +82,7 @@ class Cell:
     title: list[str]
     phantom: bool = False
     band: str | None = None
+    blob: bool = False
     x: float = 0.0
     y: float = 0.0
     width: float = 0.0
@@ -130,12 +131,14 @@ def blob_cells(evidence: DumpEvidence) -> list[Cell]:
         role = _worst(items) or "other"
         lines = [f"secondary data {blob.guid}", f"size {blob.size} bytes", f"first bytes: {_hex(blob.head)}"]
         lines += [_verdict_line(item) for item in items]
-        cells.append(Cell(0, blob.size, role, f"{blob.guid[:8]} {blob.size} B", lines, band=_band(items)))
+        label = f"{blob.guid[:8]} {blob.size} B"
+        cells.append(Cell(0, blob.size, role, label, lines, band=_band(items), blob=True))
     for guid, items in on_guid.items():
         missing = [item for item in items if item.verdict == "missing"]
         if missing and not any(blob.guid == guid for blob in evidence.blobs):
             lines = [f"secondary data {guid}: no blob", *(_verdict_line(item) for item in missing)]
-            cells.append(Cell(0, 16, "missing", f"{guid[:8]} missing", lines, phantom=True, band="missing"))
+            label = f"{guid[:8]} missing"
+            cells.append(Cell(0, 16, "missing", label, lines, phantom=True, band="missing", blob=True))
     return cells
 
 
@@ -162,7 +165,7 @@ def _phantom(item: ExpectationEvidence) -> Cell:
     assert item.address is not None
     length = item.length or 1
     lines = [
-        f"{item.kind} {item.label}: {item.verdict}",
+        f"{_named(item)}: {item.verdict}",
         f"range 0x{item.address:016X}+0x{length:X}",
         "no data block covers this range" if item.verdict == "missing" else "no data block overlaps it",
     ]
@@ -188,7 +191,12 @@ def _band(items: Sequence[ExpectationEvidence]) -> str | None:
 def _verdict_line(item: ExpectationEvidence) -> str:
     where = f" ({item.where})" if item.where else ""
     detail = f": {item.detail}" if item.detail else ""
-    return f"{item.kind} {item.label}{where}: {item.verdict}{detail}"
+    return f"{_named(item)}{where}: {item.verdict}{detail}"
+
+
+def _named(item: ExpectationEvidence) -> str:
+    """'contains ring_a', 'excludes secret', 'secondary data <guid>'."""
+    return item.label if item.kind == "secondary_data" else f"{item.kind} {item.label}"
 
 
 def _hex(data: bytes | None) -> str:
@@ -296,7 +304,7 @@ class Canvas:
         row_start = True
         previous: Cell | None = None
         for cell in cells:
-            cell.width = cell_width(cell.size) if cell.address else BLOB_WIDTH
+            cell.width = BLOB_WIDTH if cell.blob else cell_width(cell.size)
             gap = (
                 0.0
                 if row_start
@@ -306,7 +314,7 @@ class Canvas:
                 y += ROW_HEIGHT
                 x, gap, row_start = ADDRESS_COLUMN, 0.0, True
             if row_start:
-                label = f"{cell.address:016X}" if cell.address else ""
+                label = "" if cell.blob else f"{cell.address:016X}"
                 self.text(MARGIN, y + BAND_HEIGHT + 15, label, 10, fill="#616161")
                 row_start = False
             cell.notch = gap > 1
@@ -347,9 +355,10 @@ class Canvas:
                 f'<text x="{cell.x + 3:.1f}" y="{top + 15:.1f}" font-size="10" fill="{ink}">'
                 f"{escape(cell.label)}</text>"
             )
-        kind = "phantom " if cell.phantom else "block "
+        kind = "blob" if cell.blob else "phantom" if cell.phantom else "block"
+        where = "" if cell.blob else f' data-address="0x{cell.address:X}"'
         self.parts.append(
-            f'<g class="{kind}{cell.role}" data-address="0x{cell.address:X}" data-size="{cell.size}">'
+            f'<g class="{kind} {cell.role}"{where} data-size="{cell.size}">'
             f"<title>{escape(chr(10).join(cell.title))}</title>{shape}{band}{label}</g>"
         )
 
@@ -368,7 +377,7 @@ class Canvas:
             where = f"  {item.where}" if item.where else ""
             detail = f"  {item.detail}" if item.detail else ""
             mark = VERDICT_MARK[item.verdict]
-            line = f"{mark} {item.verdict:<10} {item.kind} {item.label}{span}{where}{detail}"
+            line = f"{mark} {item.verdict:<10} {_named(item)}{span}{where}{detail}"
             colour = "#1b5e20" if item.met else COLOURS[item.verdict]
             self.parts.append(
                 f'<g class="expectation {item.verdict}"><title>{escape(_verdict_line(item))}</title>'

@@ -1,7 +1,8 @@
 """The live progress of `lkdh run`: scenario n/N, the current step, elapsed time, and waits (a
 `wait` step, or a target waiting out the one-live-dump-per-minute rule, F06) named as such.
 
-On a terminal one status line is redrawn in place (twice a second, so a long wait counts up) and a
+It writes to stderr, so stdout keeps only the result table and can be piped or diffed. On a
+terminal one status line is redrawn in place (twice a second, so a long wait counts up) and a
 line per finished scenario scrolls above it. Anywhere else (CI logs, pipes) it degrades to plain
 lines: one when a scenario starts and ends, one per wait, and with `-v` one per step, never a
 carriage return or an escape sequence. Waits announced by a target arrive as INFO log records of
@@ -44,7 +45,7 @@ class LiveProgress(RunListener):
         clock: Callable[[], float] = time.monotonic,
         interval: float = 0.5,
     ) -> None:
-        self.stream = stream if stream is not None else sys.stdout
+        self.stream = stream if stream is not None else sys.stderr
         self.total = total
         self.verbose = verbose
         self.live = self.stream.isatty() if live is None else live
