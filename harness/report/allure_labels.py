@@ -99,10 +99,10 @@ def labels(loaded: LoadedScenario, record: RunRecord) -> list[Label]:
     found.append(Label("tag", "hardware" if record.target == "vm" else record.target))
     if scenario.known_defect is not None:
         found.append(Label("known_defect", scenario.known_defect.id))
-    machine = record.facts.get("machine") or record.profile
     found += [
-        Label("parentSuite", f"{record.target}/{machine}" if machine else record.target),
-        Label("suite", Path(loaded.file).name),
+        # No suite labels: the Suites page lists the scenarios themselves, so a failure is three
+        # clicks from the front page (Suites, the scenario, its dump map). Target and file are in
+        # the name, the parameters, fullName and titlePath.
         Label("host", socket.gethostname()),
         Label("thread", os.environ.get("PYTEST_XDIST_WORKER", "main")),
         Label("framework", "lkdh"),

@@ -88,6 +88,7 @@ class AllureScenarioResult(RunListener):
         self._step_start = 0
         self._pending: list[Attachment] = []
         self._os_build: int | None = None
+        self._failed_maps: list[Attachment] = []
         self._written = False
 
     # --- runner events -------------------------------------------------------------------------
@@ -118,6 +119,15 @@ class AllureScenarioResult(RunListener):
                 attachments=self._pending,
             )
         )
+        if step.outcome == "failed":  # also on the result: one click from the failure message
+            self._failed_maps += [
+                # A file of its own: Allure's page shows a preview in the first row of that file.
+                self._attach_file(
+                    self.options.results_dir / a.source, f"{a.name} (failed step {step.index})", SVG
+                )
+                for a in self._pending
+                if a.type == SVG[0]
+            ]
         self._pending = []
         self._step_start = 0
 
@@ -151,7 +161,7 @@ class AllureScenarioResult(RunListener):
             result.links = [meta.defect_link(defect.id, self.options.defect_pack, self.options.environ)]
         result.status, result.statusDetails = outcome_status(record)
         result.stop = max(result.start, now_ms())
-        result.attachments = [*self._pending, *self._scenario_attachments(record)]
+        result.attachments = [*self._failed_maps, *self._pending, *self._scenario_attachments(record)]
         self._pending = []
 
     # --- writing --------------------------------------------------------------------------------
