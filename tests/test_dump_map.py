@@ -203,7 +203,8 @@ def test_runner_feeds_a_map_beside_every_collected_dump(tmp_path: Path) -> None:
     """A live dump's map shows the failed expectation; the crash dump of a known defect gets one too."""
     scenario = tmp_path / "maps.yaml"
     scenario.write_text(
-        "name: maps\nsteps:\n  - alloc: {name: a, size: 16}\n  - store: a\n  - create: {bugcheck_code: 0x1A2}\n"
+        "name: maps\nsteps:\n  - alloc: {name: a, size: 16}\n  - store: a\n"
+        "  - create: {bugcheck_code: 0x1A2}\n"
         "    expect: {dump: {excludes: [a]}}\n  - remove: a\n    expect: {bugcheck: [0xD1, 0xA]}\n"
     )
     (loaded,) = load_scenario_file(scenario)
