@@ -9,17 +9,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from harness.dump import DumpFormatError, KernelDump, UserModeMinidump, describe, open_dump, summary
 from harness.dump.dmf import decode_dmf, describe_dmf
+from harness.record import RunRecord
+from harness.report.allure_files import write_allure_files, write_executor
+from harness.report.allure_labels import as_run_names_it
+from harness.report.allure_results import AllureScenarioResult, options_from
+from harness.report.dump_map import DumpMapFiles
+from harness.report.progress import LiveProgress
 from harness.report.run_log import RunLog
 from harness.report.run_record import write_run_record
-from harness.report.table import TerminalProgress, result_table, totals_line
-from harness.runner import run_scenario
+from harness.report.table import result_table, totals_line
+from harness.runner import RunListener, run_scenario
 from harness.scenario import (
+    LoadedScenario,
     ScenarioErrors,
     check_paths,
     format_check_report,
@@ -55,6 +64,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--out", type=Path, default=Path("lkdh-out"), help="where dumps and the run record go")
     run.add_argument("-v", "--verbose", action="store_true", help="print each step as it finishes")
+    allure = run.add_argument_group("Allure results (the same files `pytest --alluredir` writes)")
+    allure.add_argument("--alluredir", type=Path, default=None, help="write Allure results to this folder")
+    allure.add_argument(
+        "--clean-alluredir", action="store_true", help="empty the results folder first (as allure-pytest's)"
+    )
+    allure.add_argument(
+        "--defect-pack",
+        type=Path,
+        default=None,
+        help="folder of known-defect reports (<id>.md) that links point to (or LKDH_DEFECT_PACK)",
+    )
+    allure.add_argument(
+        "--allure-dump-limit",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="attach dump files up to this size (default 8 MiB); larger ones are named, not attached",
+    )
     run.set_defaults(handler=_run)
 
     check = commands.add_parser("check", help="validate scenario files without running them")
@@ -87,24 +114,25 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        scenarios = load_scenarios(args.paths)
+        scenarios = load_scenarios([as_run_names_it(path) for path in args.paths])
     except ScenarioErrors as errors:
         print(errors, file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.alluredir is not None and args.clean_alluredir and args.alluredir.is_dir():
+        shutil.rmtree(args.alluredir)
     records = []
     factory = TargetFactory(sim_profile=args.sim_profile, target_config=args.target_config)
     try:
-        for loaded in scenarios:
-            output = args.out / loaded.scenario.name / args.target
-            with factory.target(args.target, output) as target:
-                records.append(
-                    run_scenario(loaded, target, [TerminalProgress(verbose=args.verbose), RunLog(output)])
-                )
+        with LiveProgress(len(scenarios), verbose=args.verbose) as progress:
+            for loaded in scenarios:
+                records.append(_run_one(loaded, factory, progress, args))
     except TargetError as error:
         print(f"lkdh: {error}", file=sys.stderr)
         return EXIT_TARGET
     finally:
         factory.close()
+        if args.alluredir is not None:
+            _write_allure_environment(args, factory, records)
     print(result_table(records))
     print()
     for record in records:
@@ -112,9 +140,49 @@ def _run(args: argparse.Namespace) -> int:
             print(f"--- {record.scenario} ({record.outcome})\n{record.failure_text()}\n")
     print(totals_line(records))
     print(f"run record: {write_run_record(args.out / 'run-record.json', records)}")
+    if args.alluredir is not None:
+        print(f"allure results: {args.alluredir} (allure generate {args.alluredir} -o allure-report)")
     if any(record.outcome == "error" for record in records):
         return EXIT_TARGET
     return EXIT_FAILED if any(record.outcome in ("failed", "xpassed") for record in records) else EXIT_OK
+
+
+def _run_one(
+    loaded: LoadedScenario, factory: TargetFactory, progress: LiveProgress, args: argparse.Namespace
+) -> RunRecord:
+    """One scenario with every listener `lkdh run` has: progress, run log, dump maps, Allure."""
+    output = args.out / loaded.scenario.name / args.target
+    listeners: list[RunListener] = [progress, RunLog(output), DumpMapFiles()]
+    allure = None
+    if args.alluredir is not None:
+        allure = AllureScenarioResult(
+            loaded, options_from(args.alluredir, args.defect_pack, args.allure_dump_limit)
+        )
+        listeners.append(allure)
+    progress.planned_steps = len(loaded.scenario.steps)
+    with factory.target(args.target, output) as target:
+        record = run_scenario(loaded, target, listeners)
+    if allure is not None:
+        allure.write()
+    return record
+
+
+def _write_allure_environment(
+    args: argparse.Namespace, factory: TargetFactory, records: Sequence[RunRecord]
+) -> None:
+    """environment.properties, categories.json and executor.json, as the pytest plugin writes them."""
+    targets = sorted({record.target for record in records}) or [args.target]
+    try:
+        profile = factory.sim_settings().profile
+    except TargetError:
+        profile = "unknown"
+    environment = {
+        "targets": ",".join(targets),
+        "sim_profile": profile,
+        "target_config": str(args.target_config or "none"),
+    }
+    write_allure_files(args.alluredir, environment)
+    write_executor(args.alluredir, os.environ)
 
 
 def _check(args: argparse.Namespace) -> int:

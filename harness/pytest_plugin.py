@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections.abc import Callable, Iterator
@@ -17,8 +18,11 @@ import allure
 import pytest
 
 from harness.record import RunRecord
-from harness.report.allure_files import write_allure_files
-from harness.report.allure_steps import AllureSteps
+from harness.report import allure_pytest
+from harness.report.allure_files import write_allure_files, write_executor
+from harness.report.allure_labels import as_run_names_it
+from harness.report.allure_results import AllureScenarioResult, options_from
+from harness.report.dump_map import DumpMapFiles
 from harness.report.run_log import RunLog
 from harness.report.run_record import write_run_record
 from harness.runner import run_scenario as run_loaded_scenario
@@ -29,6 +33,7 @@ from harness.targets import TARGET_NAMES, TargetFactory
 
 RECORDS_KEY = pytest.StashKey[list[RunRecord]]()
 FACTORY_KEY = pytest.StashKey[TargetFactory]()
+ALLURE_KEY = pytest.StashKey["allure_pytest.ScenarioResultsFilter | None"]()
 
 MARKERS = (
     "hardware: needs a real Windows VM (--target-config); skipped without one",
@@ -64,9 +69,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--lkdh-out", type=Path, default=Path("lkdh-out"), help="where dumps and run records are kept"
     )
+    group.addoption(
+        "--defect-pack",
+        type=Path,
+        default=None,
+        help="folder of known-defect reports (<id>.md) that Allure links point to (or LKDH_DEFECT_PACK)",
+    )
+    group.addoption(
+        "--allure-dump-limit",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="attach dump files up to this size to Allure results (default 8 MiB)",
+    )
     parser.addini("lkdh_scenario_dirs", "folders whose *.yaml files are scenarios", type="paths", default=[])
 
 
+@pytest.hookimpl(trylast=True)  # after allure-pytest has registered its file logger
 def pytest_configure(config: pytest.Config) -> None:
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
@@ -74,6 +93,16 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[FACTORY_KEY] = TargetFactory(
         sim_profile=config.option.sim_profile, target_config=config.option.target_config
     )
+    results = _allure_dir(config)
+    installed = allure_pytest.install(results) if results is not None else None
+    config.stash[ALLURE_KEY] = installed
+    if installed is not None:
+        config.add_cleanup(installed.restore)  # type: ignore[attr-defined]
+
+
+def _allure_dir(config: pytest.Config) -> Path | None:
+    value = getattr(config.option, "allure_report_dir", None)
+    return Path(value) if value else None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -106,7 +135,7 @@ class ScenarioFile(pytest.File):
     """A YAML scenario file: each scenario document yields one item per target."""
 
     def collect(self) -> Iterator[pytest.Item]:
-        for loaded in load_scenario_file(self.path):
+        for loaded in load_scenario_file(as_run_names_it(self.path)):
             for target in TARGET_NAMES:
                 yield ScenarioItem.from_parent(
                     self, name=f"{loaded.scenario.name}[{target}]", loaded=loaded, target=target
@@ -134,13 +163,16 @@ class ScenarioItem(pytest.Item):
         self.extra_keyword_matches.update(scenario.tags)
 
     def setup(self) -> None:
-        # allure-pytest derives historyId from the parameters: without these, name[sim] and name[vm]
-        # fold into one Allure test case and the skipped VM result hides the simulator's.
+        # lkdh writes this item's Allure result itself (harness/report/allure_pytest.py); the label
+        # lets allure-pytest's own copy be found and dropped. The parameter keeps name[sim] and
+        # name[vm] apart should allure-pytest's copy be kept (the harness raised).
+        allure.dynamic.label(allure_pytest.ITEM_LABEL, self.nodeid)
         allure.dynamic.parameter("target", self.target_name)
-        if self.target_name == "sim":
-            allure.dynamic.parameter("sim_profile", _factory(self.config).sim_settings().profile)
         reason = _skip_reason(self.config, self.target_name, self.loaded)
         if reason:
+            results = self.config.stash.get(ALLURE_KEY, None)
+            if results is not None:
+                results.omit(self.nodeid, reason)
             pytest.skip(reason)
 
     def runtest(self) -> None:
@@ -148,8 +180,16 @@ class ScenarioItem(pytest.Item):
         output = options.lkdh_out / _safe(self.loaded.scenario.name) / self.target_name
         if output.exists():
             shutil.rmtree(output)
+        results = self.config.stash.get(ALLURE_KEY, None)
+        listeners: list[Any] = [RunLog(output), DumpMapFiles()]
+        if results is not None:
+            allure_result = AllureScenarioResult(self.loaded, _allure_options(self.config))
+            listeners.append(allure_result)
         with _factory(self.config).target(self.target_name, output) as target:
-            record = run_loaded_scenario(self.loaded, target, [AllureSteps(), RunLog(output)])
+            record = run_loaded_scenario(self.loaded, target, listeners)
+        if results is not None:
+            allure_result.write()
+            results.claim(self.nodeid)
         self.config.stash[RECORDS_KEY].append(record)
         self.user_properties.append(("lkdh_outcome", record.outcome))
         _conclude(record)
@@ -203,17 +243,26 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         worker = getattr(session.config, "workerinput", {}).get("workerid")
         name = f"run-record-{worker}.json" if worker else "run-record.json"
         write_run_record(options.lkdh_out / name, records)
-    allure_dir = getattr(options, "allure_report_dir", None)
+    allure_dir = _allure_dir(session.config)
     if allure_dir:
         targets = sorted({record.target for record in records}) or [options.target or "sim"]
-        write_allure_files(
-            Path(allure_dir),
-            {
-                "targets": ",".join(targets),
-                "sim_profile": _factory(session.config).sim_settings().profile,
-                "target_config": str(options.target_config or "none"),
-            },
-        )
+        environment = {
+            "targets": ",".join(targets),
+            "sim_profile": _factory(session.config).sim_settings().profile,
+            "target_config": str(options.target_config or "none"),
+        }
+        results = session.config.stash.get(ALLURE_KEY, None)
+        if results is not None and results.omitted:
+            reasons = sorted(set(results.omitted.values()))
+            environment["not_run"] = f"{len(results.omitted)} items: " + "; ".join(reasons)
+        write_allure_files(allure_dir, environment)
+        write_executor(allure_dir, os.environ)
+
+
+def _allure_options(config: pytest.Config) -> Any:
+    results = _allure_dir(config)
+    assert results is not None
+    return options_from(results, config.option.defect_pack, config.option.allure_dump_limit)
 
 
 def _safe(name: str) -> str:

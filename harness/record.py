@@ -42,7 +42,8 @@ class RunRecord:
     target: str
     profile: str = ""
     target_facts: dict[str, str] = field(default_factory=dict)
-    """DriverInfo.facts: on a VM the driver version, its SHA-256 and the DMF commit that were tested."""
+    """DriverInfo.facts: what the target said about itself (profile, Verifier, driver version; on a VM
+    also the driver's SHA-256 and the DMF commit that were tested)."""
     known_defect: str | None = None
     defect_active: bool = False
     defect_note: str | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from harness.dump import DumpFormatError, KernelDump, describe, open_dump
 from harness.record import RunRecord, StepRecord
@@ -42,6 +43,7 @@ from harness.target.ops import (
     Free,
     IoctlCreate,
     Op,
+    OpResult,
     QueryDmfDataSize,
     Reboot,
     Remove,
@@ -62,6 +64,7 @@ from harness.verify import (
     check_outcome,
     check_value,
 )
+from harness.verify.evidence import DumpEvidence, dump_evidence
 from harness.verify.known_defect import StepFailure, defect_verdict
 
 
@@ -79,6 +82,11 @@ class RunListener:
 
     def dump_collected(self, record: RunRecord, dump: CollectedDump, summary: str) -> None:
         """A dump was copied from the machine; `summary` is its readable description."""
+
+    def dump_mapped(self, record: RunRecord, step: StepRecord | None, evidence: DumpEvidence) -> None:
+        """The verifier's evidence for one collected dump (blocks, blobs, each expectation's
+        verdict), after the step that produced it was checked; `step` is None for dumps collected
+        outside a step (after a target failure)."""
 
     def scenario_finished(self, record: RunRecord) -> None:
         """The scenario ended; `record.outcome` is final."""
@@ -116,6 +124,7 @@ class ScenarioRun:
         self.listeners = list(listeners)
         self.buffers: dict[str, BufferState] = {}
         self.first_failure: StepFailure | None = None
+        self.evidence: dict[Path, DumpEvidence] = {}
         defect = self.scenario.known_defect
         self.record = RunRecord(
             scenario=self.scenario.name,
@@ -148,7 +157,8 @@ class ScenarioRun:
         except TargetError as error:
             self.record.error = f"target {self.target.name} failed: {error}"
         finally:
-            self._collect()  # lose nothing: whatever the machine wrote is kept
+            left = self._collect()  # lose nothing: whatever the machine wrote is kept
+            self._map_dumps(None, left, self._buffer_views())
             self.record.seconds = time.perf_counter() - started
             self.record.outcome = self._outcome()
             self._emit("scenario_finished", self.record)
@@ -205,10 +215,18 @@ class ScenarioRun:
             self.buffers[op.name].address = result.address
         if result.crash is not None:
             record.crash = result.crash
+        views = self._buffer_views()  # before a reboot forgets them: the crash dump holds this boot
         if result.crash is not None or isinstance(op, Reboot):
             self._forget_boot()
         new = self._collect()
         record.dumps = new
+        mismatches = self._check_once(step, op, result, new)
+        self._map_dumps(record, new, views)
+        return mismatches
+
+    def _check_once(
+        self, step: StepBase, op: Op, result: OpResult, new: list[CollectedDump]
+    ) -> list[Mismatch]:
         mismatches = check_outcome(step.expect, result)
         if result.crash is not None:
             crash_dumps = [d for d in new if d.kind == "crash"]
@@ -225,21 +243,50 @@ class ScenarioRun:
         mismatches = check_dump_count(step.expect, len(live))
         if mismatches or not live:
             return mismatches
-        context = DumpContext(
-            buffers={
-                name: BufferView(name, state.address, state.data)
-                for name, state in self.buffers.items()
-                if state.address is not None
-            },
-            collection_handle=self.info.collection_handle,
-            secondary_data_guid=self.info.secondary_data_guid,
-            create_bugcheck_code=_requested_bugcheck_code(op),
-        )
+        context = self._context(self._buffer_views(), _requested_bugcheck_code(op))
         try:
             with KernelDump(live[0].path) as dump:
-                return check_dump(step.expect.dump, dump, context)
+                mismatches = check_dump(step.expect.dump, dump, context)
+                self.evidence[live[0].path] = dump_evidence(dump, step.expect.dump, context)
+                return mismatches
         except DumpFormatError as error:
             return [Mismatch(("expect", "dump"), f"the live dump is malformed: {error}")]
+
+    def _buffer_views(self) -> dict[str, BufferView]:
+        return {
+            name: BufferView(name, state.address, state.data)
+            for name, state in self.buffers.items()
+            if state.address is not None
+        }
+
+    def _context(self, views: dict[str, BufferView], bugcheck_code: int | None) -> DumpContext:
+        return DumpContext(
+            buffers=views,
+            collection_handle=self.info.collection_handle,
+            secondary_data_guid=self.info.secondary_data_guid,
+            create_bugcheck_code=bugcheck_code,
+        )
+
+    def _map_dumps(
+        self, record: StepRecord | None, dumps: list[CollectedDump], views: dict[str, BufferView]
+    ) -> None:
+        """Hand listeners the verifier's evidence for each new dump: the checked live dump's, or the
+        layout of any other (crash dumps, extra live dumps), read once here."""
+        for collected in dumps:
+            evidence = self.evidence.pop(collected.path, None)
+            if evidence is None:
+                try:
+                    with KernelDump(collected.path) as dump:
+                        context = self._context(views, None) if getattr(self, "info", None) else None
+                        evidence = dump_evidence(dump, None, context, kind=collected.kind)
+                except (DumpFormatError, OSError):
+                    continue  # the summary already says what is wrong with it
+            if record is not None:
+                index = record.index - 1
+                evidence = evidence.located(
+                    lambda path, i=index: str(self.loaded.location_of(("steps", i, *path)))
+                )
+            self._emit("dump_mapped", self.record, record, evidence)
 
     def _forget_boot(self) -> None:
         """After a reboot (or crash) allocations are gone and the driver has a new collection."""

@@ -21,8 +21,9 @@ MSBUILD = "{http://schemas.microsoft.com/developer/msbuild/2003}"
 
 @pytest.fixture(scope="module")
 def parser() -> Any:
-    language_pack = pytest.importorskip("tree_sitter_language_pack")
-    return language_pack.get_parser("powershell")
+    import tree_sitter_language_pack  # a dev dependency (pyproject.toml)
+
+    return tree_sitter_language_pack.get_parser("powershell")
 
 
 def test_build_script_parses(parser: Any) -> None:

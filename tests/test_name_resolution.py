@@ -174,7 +174,6 @@ def test_target_check_with_unresolvable_vm_and_hyperv_hosts_ends_within_their_de
     stalled: StalledResolver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The reported case: both hosts unresolvable; each stage stops at its own connect_timeout."""
-    pytest.importorskip("harness.target.windows.winrm_session")
     monkeypatch.setenv("LKDH_TEST_PW", "unused")
     hyperv = {
         "kind": "hyperv",
@@ -199,7 +198,6 @@ def test_target_check_with_unresolvable_vm_and_hyperv_hosts_ends_within_their_de
 def test_target_check_with_an_unresolvable_libvirt_host_ends_within_its_deadline(
     stalled: StalledResolver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pytest.importorskip("harness.target.windows.ssh_session")
     libvirt = {
         "kind": "libvirt",
         "ssh": {"host": f"kvm{STALLED}", "user": "lkdh", "key_file": "/nonexistent/id", "connect_timeout": 1},

@@ -1,13 +1,10 @@
-"""The per-scenario result table `lkdh run` prints, and the terminal listener that feeds it."""
+"""The per-scenario result table `lkdh run` prints (the live progress is `progress.py`)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
-from typing import TextIO
 
-from harness.record import RunRecord, StepRecord
-from harness.runner import RunListener
+from harness.record import RunRecord
 
 OUTCOME_LABELS = {
     "passed": "PASS",
@@ -19,8 +16,14 @@ OUTCOME_LABELS = {
 }
 
 
-def result_table(records: Sequence[RunRecord]) -> str:
-    """One row per scenario: outcome, name, target/profile, steps passed, dumps, time, first failure."""
+TABLE_WIDTH = 100
+"""The summary fits a 100-column terminal or CI log; the full failure text is printed below it."""
+NAME_WIDTH = 36
+
+
+def result_table(records: Sequence[RunRecord], width: int = TABLE_WIDTH) -> str:
+    """One row per scenario: outcome, name, target/profile, steps passed, dumps, time, first failure;
+    cells that would push a row past `width` columns are cut with '…'."""
     header = ("RESULT", "SCENARIO", "TARGET", "STEPS", "DUMPS", "TIME", "DETAIL")
     rows = [header]
     for record in records:
@@ -29,8 +32,8 @@ def result_table(records: Sequence[RunRecord]) -> str:
         rows.append(
             (
                 OUTCOME_LABELS[record.outcome],
-                record.scenario,
-                target,
+                _cut(record.scenario, NAME_WIDTH),
+                _cut(target, 20),
                 f"{passed}/{len(record.steps)}",
                 str(len(record.dumps)),
                 f"{record.seconds * 1000:.0f} ms",
@@ -38,12 +41,17 @@ def result_table(records: Sequence[RunRecord]) -> str:
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    room = max(width - sum(widths) - 2 * (len(header) - 1), 8)
     lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1]
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + _cut(row[-1], room)
         for row in rows
     ]
-    lines.insert(1, "-" * min(max(len(line) for line in lines), 120))
+    lines.insert(1, "-" * min(max(len(line.rstrip()) for line in lines), width))
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def totals_line(records: Sequence[RunRecord]) -> str:
@@ -67,15 +75,3 @@ def _detail(record: RunRecord) -> str:
         first = failed[0].failures[0].splitlines()[0] if failed[0].failures else failed[0].title
         return first
     return ""
-
-
-class TerminalProgress(RunListener):
-    """Prints one line per finished step when verbose, nothing otherwise."""
-
-    def __init__(self, stream: TextIO = sys.stdout, verbose: bool = False) -> None:
-        self.stream = stream
-        self.verbose = verbose
-
-    def step_finished(self, record: RunRecord, step: StepRecord) -> None:
-        if self.verbose:
-            self.stream.write(f"  {record.scenario} step {step.index}: {step.title}: {step.outcome}\n")
