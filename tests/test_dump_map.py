@@ -138,9 +138,30 @@ def test_dmf_decoder_seam_labels_dmf_blocks_grey(judged_dump: Path, monkeypatch:
     assert "DMF data of module Bridge" in (group.find(f"{SVG}title").text or "")
 
 
-def test_today_nothing_is_decoded_as_dmf_data(judged_dump: Path) -> None:
+def test_a_dump_without_a_dmf_collection_labels_nothing(judged_dump: Path) -> None:
     with KernelDump(judged_dump) as dump:
         assert evidence_module.dmf_module_labels(dump) == {}
+
+
+def test_a_simulated_live_dump_labels_its_dmf_data_by_module(tmp_path: Path) -> None:
+    """The decoder behind the seam (harness/dump/dmf.py, F32/F35) on a real simulated dump: the
+    collection block found through P2 and every module's object, config and context blocks."""
+    from harness.target.ops import Create
+    from harness.target.sim import SimSettings, SimulatedMachine
+
+    machine = SimulatedMachine(tmp_path / "sim", SimSettings())
+    machine.prepare()
+    assert machine.execute(Create(bugcheck_code=0x1A2)).status == 0
+    (live,) = [d for d in machine.collect_dumps() if d.kind == "live"]
+    with KernelDump(live.path) as dump:
+        labels = evidence_module.dmf_module_labels(dump)
+        collection = next(
+            b for b in dump.data_blocks if b.address in labels and labels[b.address] == "DMF collection"
+        )
+        assert dump.block_bytes(collection)[:8] == dump.header.bugcheck_parameters[1].to_bytes(8, "little")
+    names = set(labels.values())
+    assert {"LiveKernelDump", "Bridge"} <= names, names
+    assert len(labels) > 3 * 8, "object, config and context of each of the 8 modules (F35)"
 
 
 def three_hundred_block_dump(folder: Path) -> Path:

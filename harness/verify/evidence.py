@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from harness.dump import KernelDump
+from harness.dump import DumpFormatError, KernelDump
+from harness.dump.dmf import decode_dmf
 from harness.scenario.model import BufferSlice, DumpExpect, SecondaryDataExpect
 from harness.verify.dump_contents import BufferView, DumpContext, resolve
 from harness.verify.mismatch import YamlPath
@@ -126,14 +127,28 @@ class DumpEvidence:
 
 
 def dmf_module_labels(dump: KernelDump) -> Mapping[int, str]:
-    """The DMF module each DMF-data block belongs to, by block address.
+    """The DMF module each DMF-data block belongs to, by block address (F16, F35).
 
-    The seam for DMF-data decoding (F16, F35: the collection, module handles, and per module its
-    DMF_OBJECT, config, instance name and context): `harness/dump` does not decode DMF data yet, so
-    nothing is labelled and such blocks are drawn as unattributed data. A decoder plugs in here by
-    returning `{block address: instance name}`; the map labels those blocks with it.
+    Decoded by `harness.dump.dmf` through P2 (F32): the DMF_MODULE_COLLECTION block, then per module
+    its DMF_OBJECT, config and context blocks, labelled with the module's instance name. A dump
+    without DMF data (ExcludeDmfData, an evicted collection) labels nothing; a malformed one too,
+    since the map must never fail where the checks already said what is wrong.
     """
-    return {}
+    try:
+        data = decode_dmf(dump)
+    except DumpFormatError:
+        return {}
+    if data.absent is not None:
+        return {}
+    labels = {data.collection_address: "DMF collection"}
+    for module in data.modules:
+        name = module.instance_name or f"module 0x{module.object_address:X}"
+        labels[module.object_address] = name
+        if module.config_in_dump and module.config_address:
+            labels[module.config_address] = name
+        if module.context_size is not None and module.context_address:
+            labels[module.context_address] = name
+    return labels
 
 
 def dump_evidence(
