@@ -19,6 +19,7 @@ import random
 import signal
 import struct
 import tracemalloc
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -354,8 +355,11 @@ def _tolerant(call: Callable[[], object]) -> None:
         call()
 
 
-def run_case(files: CaseFile, case: Case, memory_limit: int | None = None) -> Finding | None:
-    """Run one case; a Finding if the readers did anything but the documented outcomes."""
+def run_case(
+    files: CaseFile, case: Case, memory_limit: int | None = None, tally: Counter[str] | None = None
+) -> Finding | None:
+    """Run one case; a Finding if the readers did anything but the documented outcomes.
+    ``tally`` counts how the cases that were fine ended (opened, or which field was wrong)."""
     seed = files.seeds[case.seed]
     rng = random.Random(hash(case) & 0xFFFF)
     tracing = memory_limit is not None and tracemalloc.is_tracing()
@@ -363,6 +367,7 @@ def run_case(files: CaseFile, case: Case, memory_limit: int | None = None) -> Fi
         tracemalloc.reset_peak()
     try:
         with files.applied(case) as path, _deadline(CASE_SECONDS):
+            ended = "opened"
             try:
                 with open_dump(path) as dump:
                     _drive(dump, seed, rng)
@@ -370,8 +375,9 @@ def run_case(files: CaseFile, case: Case, memory_limit: int | None = None) -> Fi
                 size = case.truncate if case.truncate is not None else len(seed.data)
                 if not error.field or not (error.offset is None or 0 <= error.offset <= max(size, 0x2000)):
                     return Finding(seed.name, case, f"DumpFormatError without field/offset: {error!r}")
+                ended = f"DumpFormatError {error.field.split('[')[0]}"
             except AddressNotInDump:
-                pass
+                ended = "AddressNotInDump"
     except CaseTimeout:
         return Finding(seed.name, case, f"hang: still running after {CASE_SECONDS} s")
     except Exception as error:  # the finding itself: any other exception is a reader bug
@@ -382,4 +388,6 @@ def run_case(files: CaseFile, case: Case, memory_limit: int | None = None) -> Fi
             return Finding(
                 seed.name, case, f"allocated {peak / (1 << 20):.1f} MiB (limit {memory_limit >> 20})"
             )
+    if tally is not None:
+        tally[f"{seed.name}: {ended}"] += 1
     return None

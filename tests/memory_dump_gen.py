@@ -49,6 +49,7 @@ class Plan:
     seed: int = 1
     small_pages: int = 512  # 4 KiB mappings in the ``small`` region
     fill_all: bool = True  # random bytes in every present page (else only tables are written)
+    fill_small: bool = False  # random bytes in the frames the ``small`` region maps (big sparse dumps)
     pat_on_large: bool = False  # set PAT (bit 12) in large/huge entries; kdmp-parser misreads those
     bugcheck: tuple[int, int, int, int, int] = (0x161, 0x1234, 0, 0, 0)
 
@@ -244,6 +245,10 @@ def generate(path: Path, plan: Plan) -> Generated:
             for first, count in plan.present:
                 f.seek(first_page + b.rank(first) * PAGE)
                 f.write(rng.randbytes(count * PAGE))
+        if plan.fill_small and not plan.fill_all:
+            for pfn in sorted({pfn for _, pfn in out.small}):
+                f.seek(first_page + b.rank(pfn) * PAGE)
+                f.write(rng.randbytes(PAGE))
         for pfn, table in b.tables.items():
             f.seek(first_page + b.rank(pfn) * PAGE)
             f.write(table)

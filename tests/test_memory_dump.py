@@ -158,9 +158,8 @@ def test_batch_matches_single_reads_including_faults_and_page_straddles(generate
     with open_dump(generated.path) as dump:
         values, faults = dump.try_read_u64(np.array(addresses, dtype=np.uint64).reshape(-1, 1))
         assert values.shape == faults.shape == (len(addresses), 1)
-        for address, value, fault in zip(
-            addresses, values.ravel().tolist(), faults.ravel().tolist(), strict=True
-        ):
+        flat_values, flat_faults = values.ravel().tolist(), faults.ravel().tolist()
+        for address, value, fault in zip(addresses, flat_values, flat_faults, strict=True):
             try:
                 single = int.from_bytes(dump.read_virtual(address, 8), "little")
             except PageNotInDump as error:
@@ -172,6 +171,13 @@ def test_batch_matches_single_reads_including_faults_and_page_straddles(generate
         with pytest.raises(PageNotInDump) as info:
             dump.read_u64([readable[0], generated.special["pte_transition"]])
         assert info.value.level == "PTE" and "transition" in str(info.value)
+        # a batch larger than one slice is walked in address order and answered in the caller's
+        many = addresses * 4
+        random.Random(5).shuffle(many)
+        big_values, big_faults = dump.try_read_u64(many)
+        expected = {a: (v, f) for a, v, f in zip(addresses, flat_values, flat_faults, strict=True)}
+        assert len(many) > 8192
+        assert list(zip(big_values.tolist(), big_faults.tolist(), strict=True)) == [expected[a] for a in many]
         # a second pass hits the upper-level cache and must give the same answers
         again, again_faults = dump.try_read_u64(np.array(addresses, dtype=np.uint64))
         assert again.tolist() == values.ravel().tolist() and again_faults.tolist() == faults.ravel().tolist()

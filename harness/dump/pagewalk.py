@@ -33,7 +33,8 @@ TRANSITION = 1 << 11
 LARGE_MASK = {30: 0x000F_FFFF_C000_0000, 21: 0x000F_FFFF_FFE0_0000}  # frame bits of 1 GiB / 2 MiB pages
 LEVELS = (("PML4E", 39), ("PDPTE", 30), ("PDE", 21), ("PTE", 12))
 CACHE_LIMIT = 1 << 16
-TLB_SLOTS = 1 << 16  # the vector walk's upper-level cache (16 bytes a slot)
+TLB_BITS = 16
+TLB_SLOTS = 1 << TLB_BITS  # the vector walk's upper-level cache (16 bytes a slot)
 
 # Fault codes of the vector walk: 0 translated, 1-4 the level whose entry stopped it, then:
 FAULT_OK, FAULT_PAGE, FAULT_NONCANONICAL = 0, 5, 6
@@ -160,7 +161,8 @@ class PageWalker:
         top = va >> np.uint64(47)
         fault = np.where((top == 0) | (top == 0x1FFFF), FAULT_OK, FAULT_NONCANONICAL).astype(np.int8)
         key = (va >> np.uint64(21)) + np.uint64(1)  # 0 marks an empty slot
-        slot = (key & np.uint64(TLB_SLOTS - 1)).view(np.int64)
+        # Fibonacci hashing: regions that differ only in their PML4 index must not share slots
+        slot = ((key * np.uint64(0x9E37_79B9_7F4A_7C15)) >> np.uint64(64 - TLB_BITS)).view(np.int64)
         step = self._tlb_value[slot]
         miss = np.flatnonzero((self._tlb_key[slot] != key) & (fault == FAULT_OK))
         if len(miss):
