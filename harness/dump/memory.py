@@ -51,7 +51,7 @@ class MemoryDump(KernelDump):
             self.pages = load_run_index(self.path, self.read_file, self.file_size)
             self.bitmap_signature: str | None = None
         else:
-            self.pages = load_bitmap_index(self.path, self.read_file, self.file_size)
+            self.pages = load_bitmap_index(self.path, self.read_file, self._view, self.file_size)
             self.bitmap_signature = self.read_file(L.BITMAP_DUMP_OFFSET, 4).decode("ascii")
         dtb = self.header.directory_table_base
         self._dtb_set = dtb is not None

@@ -68,37 +68,38 @@ class BitmapIndex(PageIndex):
 
     kind = "bitmap"
 
-    def __init__(self, bitmap: bytes, pages: int, first_page: int) -> None:
+    def __init__(self, bitmap: np.ndarray, pages: int, first_page: int) -> None:
+        """``bitmap``: the bitmap's bytes as a uint8 array (a view of the file is fine: it is copied).
+
+        Only the two arrays the index keeps are allocated at full size: on this kind of machine a
+        fresh page of memory costs more than the arithmetic done on it, so no full-size temporaries.
+        """
         word_count = (pages + 63) // 64
-        padded = bytearray((word_count + 1) * 8)  # one zero word more: where out-of-range frames look
-        padded[: len(bitmap)] = bitmap
-        words = np.frombuffer(padded, dtype=np.uint64).copy()
+        words = np.zeros(word_count + 1, dtype=np.uint64)  # one zero word more: out-of-range frames
+        words.view(np.uint8)[: len(bitmap)] = bitmap
         if pages % 64:  # bits past Pages are not part of the bitmap, whatever the file holds there
             words[word_count - 1] &= np.uint64((1 << (pages % 64)) - 1)
-        counts = np.bitwise_count(words).astype(np.int64)
         self._words = words
         self._last_word = np.uint64(word_count)
         # _rank_end[w]: set bits in words 0..w inclusive; the rank of bit b of word w is then
         # _rank_end[w] - popcount(word >> b), which reuses the shift that tests the bit itself.
-        self._rank_end = np.cumsum(counts)
-        self._rank = self._rank_end - counts
+        self._rank_end = np.cumsum(np.bitwise_count(words), dtype=np.int64)
         self.described_pages = pages
         self.present_pages = int(self._rank_end[-1])
         self.data_start = first_page
         self.data_end = first_page + self.present_pages * L.PAGE_SIZE
         # Memoryviews index to Python ints in ~40 ns: the scalar path stays out of NumPy's overhead.
         self._words_mv = memoryview(self._words)
-        self._rank_mv = memoryview(self._rank)
+        self._rank_end_mv = memoryview(self._rank_end)
 
     def file_offset(self, pfn: int) -> int | None:
         if not 0 <= pfn < self.described_pages:
             return None
         word = self._words_mv[pfn >> 6]
-        bit = pfn & 63
-        if not (word >> bit) & 1:
+        shifted = word >> (pfn & 63)
+        if not shifted & 1:
             return None
-        rank = self._rank_mv[pfn >> 6] + (word & ((1 << bit) - 1)).bit_count()
-        return self.data_start + rank * L.PAGE_SIZE
+        return self.data_start + (self._rank_end_mv[pfn >> 6] - shifted.bit_count()) * L.PAGE_SIZE
 
     def file_offsets(self, pfns: np.ndarray) -> np.ndarray:
         pfns = np.asarray(pfns, dtype=np.uint64)
@@ -110,22 +111,27 @@ class BitmapIndex(PageIndex):
 
     def ranges(self, limit: int) -> tuple[list[PageRange], int]:
         """Edges found word-wise: a range starts at a set bit whose lower neighbour is clear (the
-        neighbour of bit 0 is the previous word's bit 63). Counting them is vectorised; only the
-        words holding the first ``limit`` ranges' edges are decoded in Python."""
+        neighbour of bit 0 is the previous word's bit 63). Counting them is vectorised, slice by
+        slice (no full-size temporaries); only the words holding the first ``limit`` ranges'
+        edges are decoded in Python."""
         words = self._words[:-1]
-        if not len(words):
-            return [], 0
-        carry = np.concatenate((np.zeros(1, np.uint64), words[:-1] >> np.uint64(63)))
-        lower = (words << np.uint64(1)) | carry
-        starts_mask, ends_mask = words & ~lower, ~words & lower
-        total = int(np.bitwise_count(starts_mask).sum())
-        starts: list[int] = []
-        ends: list[int] = []
-        for w in np.flatnonzero(starts_mask | ends_mask).tolist():
+        total, starts, ends = 0, [], []
+        step = 8192
+        for first in range(0, len(words), step):
+            part = words[first : first + step]
+            carry = np.empty_like(part)
+            carry[0] = words[first - 1] >> np.uint64(63) if first else 0
+            carry[1:] = part[:-1] >> np.uint64(63)
+            lower = (part << np.uint64(1)) | carry
+            starts_mask, ends_mask = part & ~lower, ~part & lower
+            total += int(np.bitwise_count(starts_mask).sum())
             if len(ends) >= limit:
-                break
-            starts += _set_bits(int(starts_mask[w]), w * 64)
-            ends += _set_bits(int(ends_mask[w]), w * 64)
+                continue
+            for w in np.flatnonzero(starts_mask | ends_mask).tolist():
+                if len(ends) >= limit:
+                    break
+                starts += _set_bits(int(starts_mask[w]), (first + w) * 64)
+                ends += _set_bits(int(ends_mask[w]), (first + w) * 64)
         ends = [*ends, self.described_pages][: len(starts)]  # a range reaching the last frame
         shown = []
         for start, end in list(zip(starts, ends, strict=True))[:limit]:
@@ -186,8 +192,9 @@ class RunIndex(PageIndex):
         return runs[:limit], len(runs)
 
 
-def load_bitmap_index(path: Path, read_at: Buffer, file_size: int) -> BitmapIndex:
-    """Check BITMAP_DUMP64 against the file and build the rank index (DUMP_FORMAT.md)."""
+def load_bitmap_index(path: Path, read_at: Buffer, buffer: memoryview, file_size: int) -> BitmapIndex:
+    """Check BITMAP_DUMP64 against the file and build the rank index (DUMP_FORMAT.md); ``buffer``
+    is the file's map, from which the bitmap is copied once, straight into the index."""
     end = L.BITMAP_DUMP_OFFSET + L.BITMAP_DUMP64_SIZE
     if file_size < end:
         reason = f"file is 0x{file_size:x} bytes, too short for BITMAP_DUMP64 (ends at 0x{end:x})"
@@ -213,7 +220,9 @@ def load_bitmap_index(path: Path, read_at: Buffer, file_size: int) -> BitmapInde
             f"a bitmap of {pages:#x} bits [0x{end:x}+0x{bitmap_bytes:x}] runs past {limit} "
             f"(FirstPage 0x{first_page:x}, file size 0x{file_size:x})",
         )
-    index = BitmapIndex(read_at(end, bitmap_bytes), pages, first_page)
+    index = BitmapIndex(
+        np.frombuffer(buffer, dtype=np.uint8, count=bitmap_bytes, offset=end), pages, first_page
+    )
     if index.present_pages != total:
         raise fail(
             "TotalPresentPages",
