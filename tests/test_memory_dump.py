@@ -264,6 +264,15 @@ def test_unset_directory_table_base_is_a_format_error(tmp_path: Path) -> None:
     assert (info.value.field, info.value.offset) == ("DUMP_HEADER64.DirectoryTableBase", 0x10)
 
 
+def test_arm64_memory_dumps_read_physical_memory_only(tmp_path: Path) -> None:
+    g = generate(tmp_path / "arm.dmp", Plan(described_pages=DESCRIBED, present=PRESENT, small_pages=4))
+    _patched(g.path, 0x30, "<I", 0xAA64)
+    with open_dump(g.path) as dump:
+        assert dump.read_physical(g.dtb, 8) == dump.read_file(g.first_page + 0x1AD * 0x1000, 8)
+        with pytest.raises(DumpFormatError, match=r"ARM64: only x64 \(0x8664\) page tables"):
+            dump.read_virtual(g.small[0][0], 8)
+
+
 def _patched(path: Path, offset: int, fmt: str, value: int) -> Path:
     raw = bytearray(path.read_bytes())
     struct.pack_into(fmt, raw, offset, value)

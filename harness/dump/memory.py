@@ -54,7 +54,7 @@ class MemoryDump(KernelDump):
             self.pages = load_bitmap_index(self.path, self.read_file, self._view, self.file_size)
             self.bitmap_signature = self.read_file(L.BITMAP_DUMP_OFFSET, 4).decode("ascii")
         dtb = self.header.directory_table_base
-        self._dtb_set = dtb is not None
+        self._dtb_set = dtb is not None and self.header.machine_image_type == L.MACHINE_AMD64
         self.walker = PageWalker(self.pages, self._view, 0 if dtb is None else dtb, self.file_size)
         self.secondary_data, self.blob_chain_end = walk_blob_chain(
             self.path, self.read_file, self.pages.data_end, self.file_size
@@ -69,6 +69,16 @@ class MemoryDump(KernelDump):
 
     # --- virtual memory ------------------------------------------------------------------------------
     def _require_dtb(self) -> None:
+        """Virtual addresses need x64 page tables and their root (physical reads need neither)."""
+        machine = self.header.machine_image_type
+        if machine != L.MACHINE_AMD64:
+            name = "unset" if machine is None else L.MACHINE_NAMES.get(machine, f"0x{machine:x}")
+            raise DumpFormatError(
+                self.path,
+                "DUMP_HEADER64.MachineImageType",
+                L.header_field_offset("MachineImageType"),
+                f"{name}: only x64 (0x8664) page tables are translated; physical reads still work",
+            )
         if self.header.directory_table_base is None:
             raise DumpFormatError(
                 self.path,
@@ -100,7 +110,7 @@ class MemoryDump(KernelDump):
         position, end = address, address + max(size, 1)
         while position < end:
             take = min(end - position, L.PAGE_SIZE - (position & 0xFFF))
-            physical = position if walker is None else walker.translate(position, size)
+            physical = position if walker is None else walker.translate(position, end - position)
             offset = self.walker.physical_offset(physical)
             if offset is None:
                 level = "physical" if walker is None else "page"
