@@ -64,6 +64,7 @@ def main() -> int:
         clean = (time.perf_counter() - began) / (20 * len(seeds))
         tally: collections.Counter[str] = collections.Counter()
         findings = []
+        slowest: list[tuple[float, str, Case]] = []
 
         @seed(args.seed)
         @settings(
@@ -75,7 +76,11 @@ def main() -> int:
         )
         @given(cases(seeds))
         def one(case: Case) -> None:
+            started = time.perf_counter()
             finding = run_case(files, case, None if args.no_tracemalloc else MEMORY_LIMIT, tally)
+            slowest.append((time.perf_counter() - started, seeds[case.seed].name, case))
+            slowest.sort(key=lambda item: -item[0])
+            del slowest[5:]
             if finding is not None:
                 findings.append(finding)
                 tally["FINDING"] += 1
@@ -100,6 +105,10 @@ def main() -> int:
     print(f"seeds: {', '.join(s.name for s in seeds)}; allocation check: {check}")
     for name, count in sorted(tally.items()):
         print(f"  {count:>7}  {name}")
+    print("slowest cases:")
+    for seconds, name, case in slowest:
+        muts = ", ".join(f"0x{o:x}={d.hex()}" for o, d in case.mutations)
+        print(f"  {seconds:6.2f} s  {name}: [{muts}] truncate={case.truncate}")
     print(f"findings: {len(findings)}")
     for finding in findings[:50]:
         print(f"  {finding}")

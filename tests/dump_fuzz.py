@@ -281,14 +281,22 @@ class CaseTimeout(BaseException):
 
 
 @contextmanager
-def _deadline(seconds: float) -> Iterator[None]:
+def _deadline(seconds: float) -> Iterator[dict[str, bool]]:
+    """SIGALRM after ``seconds``; the yielded state says whether it fired. An exception raised in
+    a signal handler is lost when the handler runs inside a GC callback (Python prints "Exception
+    ignored"), so the handler re-arms itself until the exception lands, and the state records the
+    timeout either way: a case that outlived its deadline is a hang even if it then finished."""
+    state = {"fired": False}
+
     def expire(signum: int, frame: object) -> None:
+        state["fired"] = True
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
         raise CaseTimeout
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        yield
+        yield state
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
@@ -366,7 +374,7 @@ def run_case(
     if tracing:
         tracemalloc.reset_peak()
     try:
-        with files.applied(case) as path, _deadline(CASE_SECONDS):
+        with files.applied(case) as path, _deadline(CASE_SECONDS) as deadline:
             ended = "opened"
             try:
                 with open_dump(path) as dump:
@@ -382,6 +390,8 @@ def run_case(
         return Finding(seed.name, case, f"hang: still running after {CASE_SECONDS} s")
     except Exception as error:  # the finding itself: any other exception is a reader bug
         return Finding(seed.name, case, f"{type(error).__name__}: {error}")
+    if deadline["fired"]:
+        return Finding(seed.name, case, f"hang: ran past {CASE_SECONDS} s (its timeout was swallowed)")
     if tracing:
         peak = tracemalloc.get_traced_memory()[1]
         if memory_limit is not None and peak > memory_limit:
