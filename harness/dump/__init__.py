@@ -1,9 +1,10 @@
-"""Windows dump files: read kernel dumps (triage, with header-only support for bitmap/full) and
+"""Windows dump files: read kernel dumps (triage; bitmap and full memory dumps by page) and
 user-mode minidumps; write triage live dumps for the simulator. Knows nothing of scenarios or
 machines. Layouts: /work/shared/reference/DUMP_FORMAT.md, stated once in ``layout``."""
 
 from .describe import describe, summary
-from .errors import AddressNotInDump, DumpFormatError
+from .errors import AddressNotInDump, DumpFormatError, PageNotInDump
+from .memory import MemoryDump
 from .reader import KernelDump, open_dump
 from .records import Blob, DataBlock, Driver, DumpHeader64, TriageDump64
 from .usermode import UserModeMinidump
@@ -17,6 +18,8 @@ __all__ = [
     "DumpFormatError",
     "DumpHeader64",
     "KernelDump",
+    "MemoryDump",
+    "PageNotInDump",
     "TriageDump64",
     "TriageDumpSpec",
     "UserModeMinidump",

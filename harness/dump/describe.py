@@ -12,6 +12,7 @@ from typing import Any
 
 from . import layout as L
 from .bugcheck_names import bugcheck_name
+from .memory import MemoryDump, memory_lines
 from .reader import KernelDump
 from .usermode import UserModeMinidump
 
@@ -30,6 +31,7 @@ def summary(dump: KernelDump | UserModeMinidump) -> dict[str, Any]:
         empty = {"header": None, "triage": None, "data_blocks": [], "secondary_data": [], "drivers": []}
         empty["blob_chain_end"] = None
         empty["debugger"] = None
+        empty["memory"] = None
         return _sorted({**base, **empty, "minidump": _sorted(dump.summary())})
     header = dataclasses.asdict(dump.header)
     header["bugcheck_parameters"] = list(dump.header.bugcheck_parameters)
@@ -52,7 +54,10 @@ def summary(dump: KernelDump | UserModeMinidump) -> dict[str, Any]:
             ],
             "blob_chain_end": dump.blob_chain_end,
             "drivers": [{"base": d.base, "name": d.name, "size": d.size} for d in dump.drivers],
-            "debugger": None if dump.debugger is None else _sorted(dataclasses.asdict(dump.debugger)),
+            "debugger": None
+            if getattr(dump, "debugger", None) is None
+            else _sorted(dataclasses.asdict(dump.debugger)),
+            "memory": _sorted(dump.memory_summary()) if isinstance(dump, MemoryDump) else None,
         }
     )
 
@@ -99,6 +104,8 @@ def _header_lines(dump: KernelDump) -> list[str]:
 
 
 def _triage_lines(dump: KernelDump) -> list[str]:
+    if isinstance(dump, MemoryDump):
+        return [f"Triage: none (DumpType {dump.header.dump_type}: a kernel memory dump, read by page)"]
     if dump.triage is None:
         return [f"Triage: none (DumpType {dump.header.dump_type}: only the header is decoded)"]
     lines = ["Triage (TRIAGE_DUMP64 at 0x2000)"]
@@ -192,6 +199,7 @@ def describe(dump: KernelDump | UserModeMinidump, *, max_rows: int = 20) -> str:
         [title],
         _header_lines(dump),
         _triage_lines(dump),
+        memory_lines(dump, max_rows) if isinstance(dump, MemoryDump) else [],
         _block_lines(dump, max_rows),
         _blob_lines(dump, max_rows),
         _driver_lines(dump, max_rows),

@@ -51,3 +51,42 @@ class AddressNotInDump(LookupError):
 
     def __reduce__(self):
         return (type(self), (self.address, self.size, self.nearest))
+
+
+class PageNotInDump(AddressNotInDump):
+    """A virtual or physical range of a kernel memory dump (DumpType 1, 5, 6) that cannot be read.
+
+    A subclass of AddressNotInDump so a caller that checks "is this buffer in the dump" handles
+    triage and memory dumps alike. ``level`` says where the walk stopped: ``PML4E``, ``PDPTE``,
+    ``PDE`` or ``PTE`` (that paging entry is not present, or is a transition / prototype entry),
+    ``page`` (the walk ended on a page frame the dump does not hold), ``physical`` (a physical read
+    of a frame the dump does not hold) or ``address`` (a non-canonical virtual address).
+    ``entry_address`` is the physical address of the paging entry and ``entry`` its 64-bit value,
+    so the message reads like WinDbg's ``!pte``; ``reason`` is the verdict in words.
+    """
+
+    def __init__(
+        self,
+        address: int,
+        size: int,
+        level: str,
+        reason: str,
+        entry_address: int | None = None,
+        entry: int | None = None,
+    ) -> None:
+        self.level = level
+        self.reason = reason
+        self.entry_address = entry_address
+        self.entry = entry
+        super().__init__(address, size, [])
+
+    def __str__(self) -> str:
+        where = f"[0x{self.address:x}, 0x{self.address + self.size:x}) (0x{self.size:x} bytes)"
+        found = ""
+        if self.entry is not None and self.entry_address is not None:
+            found = f" (entry at physical 0x{self.entry_address:x} = 0x{self.entry:016x})"
+        return f"{where} is not in the dump: {self.level}{found}: {self.reason}"
+
+    def __reduce__(self):
+        args = (self.address, self.size, self.level, self.reason, self.entry_address, self.entry)
+        return (type(self), args)

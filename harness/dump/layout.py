@@ -123,6 +123,40 @@ class PHYSICAL_MEMORY_BLOCK64(ctypes.Union):
     ]
 
 
+# --- kernel memory dumps (DumpType 1, 5, 6): where the physical pages are -----------------------------
+PAGE_SIZE = 0x1000
+PAGE_SHIFT = 12
+BITMAP_DUMP_OFFSET = 0x2000  # BITMAP_DUMP64 follows the header in a DumpType-5/6 file
+BITMAP_SIGNATURES = (b"SDMP", b"FDMP")  # kernel (summary) bitmap / full bitmap
+BITMAP_VALID_DUMP = b"DUMP"
+FULL_DUMP_FIRST_PAGE = 0x2000  # DumpType 1: the runs' pages follow the header, run after run
+PHYSICAL_MEMORY_RUNS_OFFSET = 0x98  # Run[0] of DUMP_HEADER64.PhysicalMemoryBlock
+
+
+class BITMAP_DUMP64(ctypes.LittleEndianStructure):
+    """At 0x2000 of a bitmap dump (DUMP_FORMAT.md "Bitmap dumps"; kdmp-parser's BMP_HEADER64, rizin's
+    dmp_bmp_header): bit N of the bitmap (``Pages`` bits, from +0x38) says page frame N is present;
+    present pages are stored in PFN order from file offset ``FirstPage``. The 0x18 bytes at +0x8 are
+    not documented by any of the public parsers and are not read."""
+
+    _fields_ = [
+        ("Signature", u8 * 4),
+        ("ValidDump", u8 * 4),
+        ("Undocumented", u8 * 0x18),
+        ("FirstPage", u64),
+        ("TotalPresentPages", u64),
+        ("Pages", u64),
+    ]
+
+
+BITMAP_DUMP64_SIZE = ctypes.sizeof(BITMAP_DUMP64)  # 0x38: the bitmap starts right after
+
+
+def bitmap_field_offset(name: str) -> int:
+    """Absolute file offset of a BITMAP_DUMP64 field."""
+    return BITMAP_DUMP_OFFSET + getattr(BITMAP_DUMP64, name).offset
+
+
 class DUMP_HEADER64(ctypes.LittleEndianStructure):
     """The first 0x2000 bytes of every 64-bit kernel dump (DUMP_FORMAT.md, "DUMP_HEADER64")."""
 

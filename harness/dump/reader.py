@@ -7,9 +7,9 @@ holds this with tracemalloc). What is decoded on open is small and checked there
 the header, TRIAGE_DUMP64, the data-block table and the DumpBlob chain; the driver list is decoded
 on first use.
 
-Triage dumps (DumpType 4) are read completely. Bitmap and full dumps (DumpType 5, 6, 1) are opened
-for their header only: ``triage`` is None and ``data_blocks``, ``drivers`` and ``secondary_data``
-are empty, because their page-based memory is not decoded yet.
+Triage dumps (DumpType 4) are read completely. Bitmap and full dumps (DumpType 5, 6, 1) are read by
+``memory.MemoryDump``, a subclass that ``open_dump`` picks by DumpType; ``KernelDump(path)`` itself
+opens them for their header only (``triage`` None; no data blocks, drivers or secondary data).
 """
 
 from __future__ import annotations
@@ -171,8 +171,14 @@ class KernelDump:
         return f"KernelDump({str(self.path)!r}, {self.header.dump_type_name}, {len(self.data_blocks)} blocks)"
 
 
+# DumpType -> the reader of kernel dumps that hold memory by page rather than triage data; memory.py
+# registers MemoryDump for DumpType 1, 5 and 6. Any other DumpType opens as KernelDump.
+KERNEL_READERS: dict[int, type[KernelDump]] = {}
+
+
 def open_dump(path: str | Path) -> KernelDump | UserModeMinidump:
-    """Open a dump by its signature: "PAGEDU64" kernel dump, or "MDMP" user-mode minidump.
+    """Open a dump by its signature: "PAGEDU64" kernel dump (the reader its DumpType registered in
+    KERNEL_READERS, else KernelDump), or "MDMP" user-mode minidump.
 
     Anything else, including 32-bit "PAGEDUMP" kernel dumps, raises DumpFormatError naming the
     8 bytes found.
@@ -180,8 +186,10 @@ def open_dump(path: str | Path) -> KernelDump | UserModeMinidump:
     path = Path(path)
     with path.open("rb") as f:
         signature = f.read(len(L.SIGNATURE_64))
+        f.seek(L.header_field_offset("DumpType"))
+        dump_type = int.from_bytes(f.read(4), "little")
     if signature == L.SIGNATURE_64:
-        return KernelDump(path)
+        return KERNEL_READERS.get(dump_type, KernelDump)(path)
     if signature.startswith(L.SIGNATURE_MDMP):
         return UserModeMinidump(path)
     raise _signature_error(path, signature, "'PAGEDU64' (kernel dump) or 'MDMP' (user-mode minidump)")

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import mmap
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from minidump.minidumpfile import MinidumpFile
+
+from .errors import DumpFormatError
+from .minidump_guard import ClampedFile, check_minidump
 
 _PEB_FAILURE = "PEB parsing error!"
 
@@ -44,6 +49,16 @@ def _quiet_peb_failure() -> Iterator[None]:
         root.removeHandler(handler)
 
 
+def _parse(path: Path, file: ClampedFile) -> MinidumpFile:
+    """``minidump``'s parse, its failures (on a file check_minidump let through) as DumpFormatError:
+    the package does not say where it stopped, so the error names no offset."""
+    try:
+        return MinidumpFile.parse_external(file, str(path))
+    except Exception as error:
+        reason = f"the minidump package could not parse it: {type(error).__name__}: {error}"
+        raise DumpFormatError(path, "MINIDUMP", None, reason) from error
+
+
 class UserModeMinidump:
     """An open user-mode minidump: a context manager exposing a small summary.
 
@@ -56,12 +71,17 @@ class UserModeMinidump:
         self.path = Path(path)
         self._file = self.path.open("rb")
         try:
+            self.file_size = os.fstat(self._file.fileno()).st_size
+            if self.file_size:
+                with mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) as view:
+                    check_minidump(self.path, view, self.file_size)
+            else:
+                check_minidump(self.path, b"", 0)
             with _quiet_peb_failure():
-                self.minidump = MinidumpFile.parse_external(self._file, str(self.path))
-        except Exception:
+                self.minidump = _parse(self.path, ClampedFile(self._file, self.file_size))
+        except BaseException:
             self._file.close()
             raise
-        self.file_size = self.path.stat().st_size
 
     @property
     def architecture(self) -> str | None:
