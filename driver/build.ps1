@@ -41,6 +41,12 @@ $vswhere = Join-Path ${env:ProgramFiles(x86)} 'Microsoft Visual Studio\Installer
 $msbuild = & $vswhere -latest -requires Microsoft.Component.MSBuild -find 'MSBuild\**\Bin\MSBuild.exe' | Select-Object -First 1
 if (-not $msbuild) { throw 'MSBuild not found (Visual Studio 2022 with the C++ workload)' }
 $arch = @{ x64 = 'amd64'; ARM64 = 'arm64' }[$Platform]
+# cl.exe (lkdctl) needs the developer environment: enter it the documented way (Visual Studio's
+# DevShell module), so the script needs no "Developer PowerShell" and CI no third-party action.
+$vsPath = & $vswhere -latest -requires Microsoft.VisualStudio.Component.VC.Tools.x86.x64 -property installationPath
+if (-not $vsPath) { throw 'Visual Studio C++ tools not found (Microsoft.VisualStudio.Component.VC.Tools.x86.x64)' }
+Import-Module (Join-Path $vsPath 'Common7\Tools\Microsoft.VisualStudio.DevShell.dll')
+Enter-VsDevShell -VsInstallPath $vsPath -SkipAutomaticLocation -DevCmdArguments "-arch=$arch -host_arch=amd64" | Out-Null
 $work = Join-Path $OutDir 'work'
 $package = Join-Path $OutDir 'LkdhTestDriver'
 New-Item -ItemType Directory -Force -Path $work, $package | Out-Null

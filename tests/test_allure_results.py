@@ -140,7 +140,7 @@ def test_a_result_carries_labels_parameters_steps_and_attachments(project: Path)
     assert labels(defect, "severity") == ["normal"]
     (link,) = defect["links"]
     assert link["type"] == "issue" and link["url"].endswith("harness/target/defects.py")
-    assert "remove-null-context (F13): DataBufferSourceRemove" in defect["description"]
+    assert "remove-null-context (F13, F33): DataBufferSourceRemove" in defect["description"]
     remove = defect["steps"][2]
     assert {p["name"]: p["value"] for p in remove["parameters"]}["bugcheck"] == "0xD1"
     assert any(a["name"].startswith("dump map ") for a in remove["attachments"])  # the crash dump's map

@@ -93,7 +93,11 @@ def test_the_unmutated_text_is_valid(scratch: Path) -> None:
     assert [s.scenario.name for s in load_scenario_file(scratch)] == ["store_then_create", "second"]
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(text=mutated())
 def test_mutations_load_or_raise_scenario_errors(scratch: Path, text: str) -> None:
     scratch.write_text(text, encoding="utf-8", errors="surrogatepass")

@@ -39,7 +39,7 @@ from typing import Literal
 
 import xmltodict
 from pydantic import SecretStr
-from winrm.exceptions import WinRMOperationTimeoutError
+from winrm.exceptions import WinRMError, WinRMOperationTimeoutError
 from winrm.protocol import Protocol
 
 from harness.target.windows.session import CommandResult, CommandTimeout, OutputCallback
@@ -365,17 +365,42 @@ class WinRMSession:
         transport = self._protocol.transport
         if transport.session is not None:
             return
-        session = transport.build_session()
+        # pywinrm's build_session sends its first request (the NTLM/Kerberos/CredSSP context that
+        # message encryption over HTTP is bound to, on one TCP connection) before it returns: build
+        # without it, mount the adapters, then set the context up through them (transport.py:
+        # build_session / setup_encryption), so that request too resolves within the deadline.
+        wanted = transport.message_encryption
+        transport.message_encryption = "never"
+        try:
+            session = transport.build_session()
+        finally:
+            transport.message_encryption = wanted
         session.mount("http://", DeadlineAdapter())  # the host is resolved within connect_timeout
         if self._pin:
             session.verify = False  # the adapter's fingerprint check replaces CA validation
             session.mount("https://", PinnedCertificateAdapter(self._pin))
         else:
             session.mount("https://", DeadlineAdapter())
+        over_http = not transport.endpoint.lower().startswith("https")
+        if wanted == "always" or (wanted == "auto" and over_http):
+            if _encryption_available(transport.auth_method, session):
+                transport.setup_encryption(session)
+            elif wanted == "always":
+                raise WinRMError("message encryption is 'always' but this transport cannot encrypt")
         if self._skip_verify and not self._pin:
             # Not pywinrm's "ignore", which silences urllib3's InsecureRequestWarning process-wide:
             # an unverified connection should stay loud.
             session.verify = False
+
+
+def _encryption_available(auth_method: str, session: object) -> bool:
+    """Whether pywinrm could encrypt messages with this auth (its build_session's own test)."""
+    auth = getattr(session, "auth", None)
+    if auth_method == "ntlm":
+        return hasattr(auth, "session_security")
+    if auth_method == "kerberos":
+        return bool(getattr(auth, "winrm_encryption_available", False))
+    return auth_method == "credssp"
 
 
 class _DeadlinePassed(Exception):
