@@ -89,7 +89,7 @@ def _run(args: argparse.Namespace) -> int:
     factory = TargetFactory(sim_profile=args.sim_profile, target_config=args.target_config)
     try:
         for loaded in scenarios:
-            output = args.out / loaded.scenario.name / args.target
+            output = args.out / loaded.folder_name / args.target
             with factory.target(args.target, output) as target:
                 records.append(
                     run_scenario(loaded, target, [TerminalProgress(verbose=args.verbose), RunLog(output)])

@@ -23,6 +23,7 @@ from harness.report.run_log import RunLog
 from harness.report.run_record import write_run_record
 from harness.runner import run_scenario as run_loaded_scenario
 from harness.scenario import LoadedScenario, ScenarioErrors, load_scenario_file
+from harness.scenario.expand import is_step_file
 from harness.target.base import Target, TargetError
 from harness.target.sim import DEFAULT_PROFILE, PROFILES
 from harness.targets import TARGET_NAMES, TargetFactory
@@ -80,6 +81,8 @@ def _factory(config: pytest.Config) -> TargetFactory:
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if file_path.suffix not in (".yaml", ".yml") or not _is_scenario_file(file_path, parent.config):
         return None
+    if is_step_file(file_path):  # shared steps: read through the scenarios that include them
+        return None
     return ScenarioFile.from_parent(parent, path=file_path)
 
 
@@ -98,8 +101,9 @@ class ScenarioFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         for loaded in load_scenario_file(self.path):
             for target in TARGET_NAMES:
+                row = f"-{loaded.row.id}" if loaded.row is not None else ""  # store_sizes[sim-4096]
                 yield ScenarioItem.from_parent(
-                    self, name=f"{loaded.scenario.name}[{target}]", loaded=loaded, target=target
+                    self, name=f"{loaded.scenario.name}[{target}{row}]", loaded=loaded, target=target
                 )
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
@@ -133,7 +137,7 @@ class ScenarioItem(pytest.Item):
 
     def runtest(self) -> None:
         options = self.config.option
-        output = options.lkdh_out / _safe(self.loaded.scenario.name) / self.target_name
+        output = options.lkdh_out / self.loaded.folder_name / self.target_name
         if output.exists():
             shutil.rmtree(output)
         with _factory(self.config).target(self.target_name, output) as target:

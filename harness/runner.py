@@ -117,7 +117,7 @@ class ScenarioRun:
         self.buffers: dict[str, BufferState] = {}
         defect = self.scenario.known_defect
         self.record = RunRecord(
-            scenario=self.scenario.name,
+            scenario=loaded.run_name,
             file=loaded.file,
             location=f"{loaded.file}:{loaded.line}:{loaded.col}",
             target=target.name,
@@ -329,7 +329,8 @@ class ScenarioRun:
         where = self.loaded.location_of(("steps", index, *mismatch.path))
         shown = record.status is not None and record.crash is None
         status = f" [status {status_name(record.status)}]" if shown else ""
-        return f"{where}: step {record.index} ({record.title}){status}: {mismatch.render()}"
+        where_text = f"{where}{where.include_note()}"  # a step from a step file names its include
+        return f"{where_text}: step {record.index} ({record.title}){status}: {mismatch.render()}"
 
     def _outcome(self) -> str:
         if self.record.error is not None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from harness.scenario.errors import ScenarioError, ScenarioErrors
+from harness.scenario.expand import ExpandedDocument, StepFileCache, expand_document, is_step_file
 from harness.scenario.field_types import describe_found
 from harness.scenario.loaded import LoadedScenario
 from harness.scenario.model import Scenario
@@ -78,9 +79,11 @@ def scenario_files(paths_or_dirs: PathLike | Iterable[PathLike]) -> tuple[list[P
     files: list[Path] = []
     errors: list[ScenarioError] = []
     for item in map(Path, items):
-        if item.is_dir():
+        if item.is_dir():  # step files (`*.steps.yaml`) are read through the scenarios that include them
             files += sorted(
-                p for p in item.rglob("*") if p.suffix.lower() in SCENARIO_SUFFIXES and p.is_file()
+                p
+                for p in item.rglob("*")
+                if p.suffix.lower() in SCENARIO_SUFFIXES and p.is_file() and not is_step_file(p)
             )
         elif item.is_file():
             files.append(item)
@@ -94,6 +97,10 @@ def scenario_files(paths_or_dirs: PathLike | Iterable[PathLike]) -> tuple[list[P
 
 def _load_file(path: Path) -> LoadResult:
     result = LoadResult(files=[path])
+    if is_step_file(path):
+        message = "a step file is included by scenarios (`- include: FILE`), not loaded as a scenario"
+        result.errors.append(ScenarioError(path, 1, 1, message))
+        return result
     text = _read_text(path, result.errors)
     if text is None:
         return result
@@ -105,11 +112,12 @@ def _load_file(path: Path) -> LoadResult:
             "the file holds no scenario: expected YAML documents, each a mapping with `name` and `steps`"
         )
         result.errors.append(ScenarioError(path, 1, 1, message))
+    cache = StepFileCache()
     for number, document in enumerate(read.documents):
-        loaded, errors = _load_document(document, path, number)
+        loaded, errors = _load_document(document, path, number, cache)
         result.errors += errors
-        if loaded is not None:
-            result.scenarios.append(loaded)
+        result.scenarios += loaded
+    result.errors += cache.errors
     return result
 
 
@@ -127,15 +135,50 @@ def _read_text(path: Path, errors: list[ScenarioError]) -> str | None:
 
 
 def _load_document(
-    document: YamlDocument, path: Path, number: int
-) -> tuple[LoadedScenario | None, list[ScenarioError]]:
-    """Validate one document, then check it as a whole (only once it is valid: the checks need the model)."""
-    positions = document.positions
+    document: YamlDocument, path: Path, number: int, cache: StepFileCache
+) -> tuple[list[LoadedScenario], list[ScenarioError]]:
+    """Expand one document (parametrize rows, vars, includes), then validate and check each row."""
     if not isinstance(document.data, dict):
         shape = "is empty" if document.data is None else f"is {describe_found(document.data)}"
         message = f"document {number + 1} {shape}: a scenario is a mapping with `name` and `steps`"
-        return None, [ScenarioError(path, document.line, document.col, message)]
-    data = document.data
+        return [], [ScenarioError(path, document.line, document.col, message)]
+    expanded, errors = expand_document(document, path, cache)
+    if errors:
+        return [], errors
+    loaded_rows: list[LoadedScenario] = []
+    row_errors: list[list[ScenarioError]] = []
+    for row_document in expanded:
+        loaded, found = _load_expanded(row_document, path, number, document)
+        row_errors.append(found)
+        if loaded is not None:
+            loaded_rows.append(loaded)
+    return loaded_rows, _name_rows(expanded, row_errors)
+
+
+def _name_rows(
+    expanded: list[ExpandedDocument], row_errors: list[list[ScenarioError]]
+) -> list[ScenarioError]:
+    """An error every row shares is the template's and is told once; one only some rows have names
+    the row, so the author sees which values broke it."""
+    if len(expanded) < 2:
+        return [error for found in row_errors for error in found]
+    everywhere = set.intersection(*(set(found) for found in row_errors))
+    out = list(everywhere)
+    for document, found in zip(expanded, row_errors, strict=True):
+        assert document.row is not None
+        for error in found:
+            if error not in everywhere:
+                message = f"{error.message} [{document.row.describe()}]"
+                out.append(ScenarioError(error.file, error.line, error.col, message))
+    return out
+
+
+def _load_expanded(
+    expanded: ExpandedDocument, path: Path, number: int, document: YamlDocument
+) -> tuple[LoadedScenario | None, list[ScenarioError]]:
+    """Validate one expanded document, then check it as a whole (once valid: the checks need the model)."""
+    positions = expanded.positions
+    data = expanded.data
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
@@ -147,5 +190,5 @@ def _load_document(
         return None, [ScenarioError(path, document.line, document.col, message)]
     line, col = positions.position(("name",), key=True)
     steps = tuple(positions.location(("steps", index)) for index in range(len(scenario.steps)))
-    loaded = LoadedScenario(scenario, path, line, col, steps, positions, number)
+    loaded = LoadedScenario(scenario, path, line, col, steps, positions, number, expanded.row)
     return loaded, check_scenario(loaded)

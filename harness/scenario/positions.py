@@ -29,10 +29,16 @@ def format_path(path: NodePath) -> str:
 
 @dataclass(frozen=True)
 class NodePosition:
-    """Where a node's key (for list items: the item itself) and its value start."""
+    """Where a node's key (for list items: the item itself) and its value start.
+
+    `file` is set for nodes written in another file than the document's (a step file brought in by
+    `include`), and `included_from` names the include steps that brought them, innermost first.
+    """
 
     key: Position
     value: Position
+    file: Path | None = None
+    included_from: tuple[Location, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -61,5 +67,9 @@ class PositionIndex:
         return entry.key if key else entry.value
 
     def location(self, path: NodePath, *, key: bool = False) -> Location:
+        """Where the node at `path` (or the nearest one written) is: its file, line and column."""
+        entry = self.entries.get(self.nearest(path))
         line, col = self.position(path, key=key)
-        return Location(self.file, line, col)
+        if entry is None or entry.file is None:
+            return Location(self.file, line, col)
+        return Location(entry.file, line, col, entry.included_from)
