@@ -138,11 +138,11 @@ def _allow_references(schema: dict[str, Any], defs: dict[str, Any]) -> None:
     """Any value may be written as `${name}` (replaced by the loader): every constrained leaf (a
     number, a boolean, an enum, a pattern) also accepts a reference. Plain strings already do."""
     for name in list(defs):
-        defs[name] = _referable(defs[name])
+        defs[name] = _referable(defs[name], wrap=False)  # a definition is used through its $refs
     properties = schema["properties"]
     for name in list(properties):
-        if name not in _LANGUAGE_KEYS:
-            properties[name] = _referable(properties[name])
+        if name not in _LANGUAGE_KEYS:  # the list of steps itself is written out, its items may not be
+            properties[name] = _referable(properties[name], wrap=name != "steps")
     defs["VariableReference"] = {
         "description": "${name}: the value of a var or parametrize column, substituted when loaded.",
         "type": "string",
@@ -154,7 +154,7 @@ _SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
 _SUBSCHEMAS = ("items", "additionalProperties", "not")
 
 
-def _referable(node: Any) -> Any:
+def _referable(node: Any, *, wrap: bool = True) -> Any:
     if not isinstance(node, dict):
         return node
     out: dict[str, Any] = {}
@@ -163,13 +163,13 @@ def _referable(node: Any) -> Any:
             out[key] = {name: _referable(sub) for name, sub in value.items()}
         elif key == "anyOf":
             out[key] = _flat_alternatives([_referable(sub) for sub in value])
-        elif key in _SUBSCHEMA_LISTS:
-            out[key] = [_referable(sub) for sub in value]
+        elif key in _SUBSCHEMA_LISTS:  # oneOf: a reference would match several alternatives
+            out[key] = [_referable(sub, wrap=False) for sub in value]
         elif key in _SUBSCHEMAS:
             out[key] = _referable(value)
         else:
             out[key] = value
-    return _with_reference(out)
+    return _with_reference(out) if wrap else out
 
 
 _REFERENCE = {"$ref": "#/$defs/VariableReference"}
@@ -192,10 +192,11 @@ def _flat_alternatives(alternatives: list[Any]) -> list[Any]:
 
 
 def _with_reference(node: dict[str, Any]) -> dict[str, Any]:
-    constrained = any(k in node for k in ("enum", "const", "pattern", "format")) or node.get("type") in (
-        "integer", "number", "boolean",
-    )  # fmt: skip
-    if not constrained or "anyOf" in node or "oneOf" in node or "$ref" in node:
+    """The node, or `anyOf: [node, reference]`; a plain string already matches `${name}`."""
+    plain_string = node.get("type") == "string" and not any(
+        key in node for key in ("enum", "const", "pattern", "format", "maxLength", "minLength")
+    )
+    if plain_string or "anyOf" in node or "oneOf" in node or node == _REFERENCE:
         return node
     header = {k: node[k] for k in ("title", "description", "default") if k in node}
     body = {k: v for k, v in node.items() if k not in header}
