@@ -129,6 +129,8 @@ class ScenarioItem(pytest.Item):
         # allure-pytest derives historyId from the parameters: without these, name[sim] and name[vm]
         # fold into one Allure test case and the skipped VM result hides the simulator's.
         allure.dynamic.parameter("target", self.target_name)
+        if self.loaded.row is not None:  # each row its own Allure test case, as each target is
+            allure.dynamic.parameter("row", self.loaded.row.id)
         if self.target_name == "sim":
             allure.dynamic.parameter("sim_profile", _factory(self.config).sim_settings().profile)
         reason = _skip_reason(self.config, self.target_name, self.loaded)

@@ -6,6 +6,7 @@ the step file it includes, and a mistake only some parametrize rows make names t
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -386,3 +387,19 @@ def test_the_schema_knows_vars_parametrize_and_include() -> None:
     assert not validator.is_valid({"name": "n", "steps": [{"alloc": {"name": "a", "size": "${si ze}"}}]})
     assert not validator.is_valid({"name": "n", "steps": [{"include": {"file": "x", "irql": 1}}]})
     assert validator.is_valid({"name": "n", "parametrize": [{"a": 1}], "steps": [{"reboot": True}]})
+
+
+def test_each_row_is_its_own_allure_test_case(pytester: pytest.Pytester) -> None:
+    folder = pytester.mkdir("scenarios")
+    write(
+        folder,
+        "sizes.yaml",
+        'name: sizes\nparametrize: [{size: 1}, {size: 2}]\nsteps:\n  - alloc: {name: a, size: "${size}"}\n',
+    )
+    results = pytester.path / "allure-results"
+    pytester.runpytest("scenarios", "--target", "sim", "--alluredir", str(results))
+    documents = [json.loads(p.read_text()) for p in results.glob("*-result.json")]
+    ran = {d["name"]: d for d in documents if d["status"] == "passed"}
+    assert set(ran) == {"sizes[sim-1]", "sizes[sim-2]"}
+    assert ran["sizes[sim-1]"]["historyId"] != ran["sizes[sim-2]"]["historyId"]
+    assert any(p["name"] == "row" and "2" in p["value"] for p in ran["sizes[sim-2]"]["parameters"])
