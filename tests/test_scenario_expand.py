@@ -403,3 +403,23 @@ def test_each_row_is_its_own_allure_test_case(pytester: pytest.Pytester) -> None
     assert set(ran) == {"sizes[sim-1]", "sizes[sim-2]"}
     assert ran["sizes[sim-1]"]["historyId"] != ran["sizes[sim-2]"]["historyId"]
     assert any(p["name"] == "row" and "2" in p["value"] for p in ran["sizes[sim-2]"]["parameters"])
+
+
+def test_messages_name_a_moved_step_as_it_was_written(tmp_path: Path) -> None:
+    write(tmp_path, "two.steps.yaml", "steps:\n  - reboot: true\n  - store: ghost\n")
+    path = write(
+        tmp_path,
+        "s.yaml",
+        """
+        name: n
+        steps:
+          - reboot: true
+          - include: two.steps.yaml
+          - free: phantom
+        """,
+    )
+    in_scenario, in_step_file = problems(path)  # sorted by file
+    assert where(in_step_file) == ("two.steps.yaml", 3, 12)
+    assert in_step_file.message.startswith("steps[1].store: unknown buffer 'ghost'")  # its own index
+    assert where(in_scenario) == ("s.yaml", 5, 11)
+    assert in_scenario.message.startswith("steps[2].free: unknown buffer 'phantom'")  # as written

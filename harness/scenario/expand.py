@@ -304,9 +304,14 @@ class _Expander:
     def _move_positions(self, source: _Source, old: NodePath, new: NodePath) -> None:
         for node, where in source.positions.entries.items():
             if node[: len(old)] == old:
+                moved = (*new, *node[len(old) :])
                 if source.included_from:  # written in a step file: keep its file and the include chain
-                    where = NodePosition(where.key, where.value, source.positions.file, source.included_from)
-                self.entries[(*new, *node[len(old) :])] = where
+                    where = NodePosition(
+                        where.key, where.value, source.positions.file, source.included_from, node
+                    )
+                elif moved != node:
+                    where = NodePosition(where.key, where.value, written_as=node)
+                self.entries[moved] = where
 
     def _include(
         self,

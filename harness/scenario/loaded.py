@@ -13,7 +13,7 @@ from pathlib import Path
 from harness.scenario.errors import Location, ScenarioError
 from harness.scenario.expand import ParameterRow
 from harness.scenario.model import Scenario
-from harness.scenario.positions import NodePath, PositionIndex, format_path
+from harness.scenario.positions import NodePath, PositionIndex
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,4 @@ class LoadedScenario:
 
     def error_at(self, path: NodePath, message: str, *, key: bool = False) -> ScenarioError:
         """A `ScenarioError` at `path` whose message starts with the path, as every scenario error does."""
-        return ScenarioError.at(
-            self.location_of(path, key=key), f"{format_path(self.written_path(path))}: {message}"
-        )
+        return ScenarioError.at(self.location_of(path, key=key), f"{self.positions.shown(path)}: {message}")

@@ -125,7 +125,7 @@ def _union_groups(resolved: list[_Resolved]) -> Iterator[list[_Resolved]]:
 
 def _single(r: _Resolved, data: Any, positions: PositionIndex) -> ScenarioError:
     kind = r.error["type"]
-    prefix = format_path(r.path)
+    prefix = positions.shown(r.path)
     where = positions.location(r.path)
     if kind == "extra_forbidden":
         message, where = _unknown_key(r, data, positions)
@@ -149,7 +149,7 @@ def _unknown_key(r: _Resolved, data: Any, positions: PositionIndex) -> tuple[str
     named = bool(r.path) and r.path[-1] == key
     parent = r.path[:-1] if named else r.path
     where = positions.location(r.path, key=named)
-    message = f"{format_path((*parent, key))}: unknown key '{key}' in {_container_name(parent, data)}"
+    message = f"{positions.shown((*parent, key))}: unknown key '{key}' in {_container_name(parent, data)}"
     if r.container is not None:
         allowed = allowed_keys(r.container)
         close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
@@ -212,4 +212,4 @@ def _merged(group: list[_Resolved], positions: PositionIndex) -> ScenarioError:
         expected = "one of: " + "; ".join(str(r.error["msg"]) for r in group)
     found = describe_found(first.error.get("input"))
     where = positions.location(first.label_path)
-    return ScenarioError.at(where, f"{format_path(first.label_path)}: expected {expected}; found {found}")
+    return ScenarioError.at(where, f"{positions.shown(first.label_path)}: expected {expected}; found {found}")
