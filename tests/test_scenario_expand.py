@@ -423,3 +423,26 @@ def test_messages_name_a_moved_step_as_it_was_written(tmp_path: Path) -> None:
     assert in_step_file.message.startswith("steps[1].store: unknown buffer 'ghost'")  # its own index
     assert where(in_scenario) == ("s.yaml", 5, 11)
     assert in_scenario.message.startswith("steps[2].free: unknown buffer 'phantom'")  # as written
+
+
+def test_an_expansion_error_does_not_hide_the_other_mistakes(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "s.yaml",
+        """
+        name: n
+        parametrize: [{size: 8}]
+        steps:
+          - alloc: {name: a, size: "${sise}"}
+          - stor: a
+          - include: nowhere.steps.yaml
+          - store: a
+            irql: HIGH
+        """,
+    )
+    errors = problems(path)
+    assert [(e.line, e.col) for e in errors] == [(4, 28), (5, 5), (6, 14), (8, 11)]
+    assert "unknown variable 'sise'" in errors[0].message  # and not also "expected an integer" there
+    assert errors[1].message.startswith("steps[1]: a step needs exactly one operation key")
+    assert "no such step file" in errors[2].message
+    assert errors[3].message.startswith("steps[3].irql: unknown IRQL 'HIGH'")

@@ -144,7 +144,7 @@ def _load_document(
         return [], [ScenarioError(path, document.line, document.col, message)]
     expanded, errors = expand_document(document, path, cache)
     if errors:
-        return [], errors
+        return [], errors + _validation_beside(expanded, errors)
     loaded_rows: list[LoadedScenario] = []
     row_errors: list[list[ScenarioError]] = []
     for row_document in expanded:
@@ -153,6 +153,30 @@ def _load_document(
         if loaded is not None:
             loaded_rows.append(loaded)
     return loaded_rows, _name_rows(expanded, row_errors)
+
+
+def _validation_beside(expanded: list[ExpandedDocument], errors: list[ScenarioError]) -> list[ScenarioError]:
+    """After an expansion error (an unknown variable, a missing step file) the rest of the document
+    is still validated, so one pass shows every mistake; what the failed expansion left behind (a
+    value at the same place, a buffer the missing step file would have allocated) is not reported
+    again, which is why the semantic checks wait for a clean expansion."""
+    taken = {(error.file, error.line, error.col) for error in errors}
+    found: list[list[ScenarioError]] = []
+    for document in expanded:
+        if not document.data.get("steps"):
+            found.append([])  # only failed includes: "at least one step" would repeat their errors
+            continue
+        try:
+            Scenario.model_validate(document.data)
+            found.append([])
+        except ValidationError as exc:
+            found.append(errors_from_validation(exc, document.data, document.positions))
+        except Exception:  # reported when the expansion is fixed, with its own message
+            found.append([])
+    if not found:
+        return []
+    named = _name_rows(expanded, found)
+    return [error for error in named if (error.file, error.line, error.col) not in taken]
 
 
 def _name_rows(
