@@ -186,7 +186,10 @@ def test_the_schema_knows_timeout_and_machine() -> None:
     jsonschema = pytest.importorskip("jsonschema")
     from harness.scenario import scenario_json_schema
 
-    validator = jsonschema.Draft202012Validator(scenario_json_schema())
+    schema = scenario_json_schema()
+    machine = schema["$defs"]["MachineSpec"]["properties"]
+    assert "F05" in machine["report_type"]["description"] and "F04" in machine["target_build"]["description"]
+    validator = jsonschema.Draft202012Validator(schema)
     document = {
         "name": "n",
         "machine": {"verifier": False, "report_type": "LkdhShortType", "target_build": 15063},

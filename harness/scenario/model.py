@@ -469,6 +469,8 @@ class MachineSpec(StrictModel):
     applies these before the scenario starts, or the scenario is skipped with its reason.
     """
 
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)  # for the schema
+
     verifier: StrictBool | None = None
     """Driver Verifier on the test driver (F14: the IRQL rules it enforces)."""
     report_type: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,15}$")] | None = None
