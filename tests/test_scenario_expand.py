@@ -446,3 +446,23 @@ def test_an_expansion_error_does_not_hide_the_other_mistakes(tmp_path: Path) -> 
     assert errors[1].message.startswith("steps[1]: a step needs exactly one operation key")
     assert "no such step file" in errors[2].message
     assert errors[3].message.startswith("steps[3].irql: unknown IRQL 'HIGH'")
+
+
+def test_an_expansion_error_only_one_row_makes_names_that_row(tmp_path: Path) -> None:
+    write(tmp_path, "lib/store.steps.yaml", STORE_STEPS)
+    path = write(
+        tmp_path,
+        "s.yaml",
+        """
+        name: n
+        parametrize: [{f: lib/store.steps.yaml}, {f: lib/none.steps.yaml}]
+        steps:
+          - alloc: {name: buffer, size: 8}
+          - include: {file: "${f}", vars: {buffer: buffer}}
+          - store: "${nope}"
+        """,
+    )
+    missing, unknown = problems(path)
+    assert where(missing) == ("s.yaml", 5, 21) and "no such step file" in missing.message
+    assert missing.message.endswith(f"[parametrize row 2 (f='lib/none.steps.yaml') at {path}:2:42]")
+    assert "unknown variable 'nope'" in unknown.message and "parametrize row" not in unknown.message

@@ -120,8 +120,10 @@ def expand_document(
     if errors:
         return [], errors
     out = []
+    per_row: list[list[ScenarioError]] = []
     for row in rows:
-        expander = _Expander(cache, errors)
+        per_row.append([])
+        expander = _Expander(cache, per_row[-1])
         env = dict(row.values) if row is not None else {}
         resolved = {}
         for name, value in declared.items():
@@ -140,7 +142,24 @@ def expand_document(
         entries[("steps",)] = positions.entries.get(("steps",), NodePosition((1, 1), (1, 1)))
         entries.update(expander.entries)
         out.append(ExpandedDocument(expanded, PositionIndex(file, entries), row))
-    return out, errors
+    return out, name_rows([document.row for document in out], per_row)
+
+
+def name_rows(rows: list[ParameterRow | None], per_row: list[list[ScenarioError]]) -> list[ScenarioError]:
+    """An error every row shares is the template's and is told once; one only some rows have names
+    the row, so the author sees which values broke it."""
+    if len(rows) < 2:
+        return [error for found in per_row for error in found]
+    everywhere = set.intersection(*(set(found) for found in per_row))
+    out = list(everywhere)
+    for row, found in zip(rows, per_row, strict=True):
+        assert row is not None
+        for error in found:
+            if error not in everywhere:
+                out.append(
+                    ScenarioError(error.file, error.line, error.col, f"{error.message} [{row.describe()}]")
+                )
+    return out
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,13 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from harness.scenario.errors import ScenarioError, ScenarioErrors
-from harness.scenario.expand import ExpandedDocument, StepFileCache, expand_document, is_step_file
+from harness.scenario.expand import (
+    ExpandedDocument,
+    StepFileCache,
+    expand_document,
+    is_step_file,
+    name_rows,
+)
 from harness.scenario.field_types import describe_found
 from harness.scenario.loaded import LoadedScenario
 from harness.scenario.model import Scenario
@@ -152,7 +158,7 @@ def _load_document(
         row_errors.append(found)
         if loaded is not None:
             loaded_rows.append(loaded)
-    return loaded_rows, _name_rows(expanded, row_errors)
+    return loaded_rows, name_rows([d.row for d in expanded], row_errors)
 
 
 def _validation_beside(expanded: list[ExpandedDocument], errors: list[ScenarioError]) -> list[ScenarioError]:
@@ -175,26 +181,8 @@ def _validation_beside(expanded: list[ExpandedDocument], errors: list[ScenarioEr
             found.append([])
     if not found:
         return []
-    named = _name_rows(expanded, found)
+    named = name_rows([d.row for d in expanded], found)
     return [error for error in named if (error.file, error.line, error.col) not in taken]
-
-
-def _name_rows(
-    expanded: list[ExpandedDocument], row_errors: list[list[ScenarioError]]
-) -> list[ScenarioError]:
-    """An error every row shares is the template's and is told once; one only some rows have names
-    the row, so the author sees which values broke it."""
-    if len(expanded) < 2:
-        return [error for found in row_errors for error in found]
-    everywhere = set.intersection(*(set(found) for found in row_errors))
-    out = list(everywhere)
-    for document, found in zip(expanded, row_errors, strict=True):
-        assert document.row is not None
-        for error in found:
-            if error not in everywhere:
-                message = f"{error.message} [{document.row.describe()}]"
-                out.append(ScenarioError(error.file, error.line, error.col, message))
-    return out
 
 
 def _load_expanded(
