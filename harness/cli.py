@@ -151,7 +151,7 @@ def _run_one(
     loaded: LoadedScenario, factory: TargetFactory, progress: LiveProgress, args: argparse.Namespace
 ) -> RunRecord:
     """One scenario with every listener `lkdh run` has: progress, run log, dump maps, Allure."""
-    output = args.out / loaded.scenario.name / args.target
+    output = args.out / loaded.folder_name / args.target
     listeners: list[RunListener] = [progress, RunLog(output), DumpMapFiles()]
     allure = None
     if args.alluredir is not None:

@@ -27,6 +27,7 @@ from harness.report.run_log import RunLog
 from harness.report.run_record import write_run_record
 from harness.runner import run_scenario as run_loaded_scenario
 from harness.scenario import LoadedScenario, ScenarioErrors, load_scenario_file
+from harness.scenario.expand import is_step_file
 from harness.target.base import Target, TargetError
 from harness.target.sim import DEFAULT_PROFILE, PROFILES
 from harness.targets import TARGET_NAMES, TargetFactory
@@ -119,6 +120,8 @@ def _factory(config: pytest.Config) -> TargetFactory:
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if file_path.suffix not in (".yaml", ".yml") or not _is_scenario_file(file_path, parent.config):
         return None
+    if is_step_file(file_path):  # shared steps: read through the scenarios that include them
+        return None
     return ScenarioFile.from_parent(parent, path=file_path)
 
 
@@ -137,8 +140,9 @@ class ScenarioFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         for loaded in load_scenario_file(as_run_names_it(self.path)):
             for target in TARGET_NAMES:
+                row = f"-{loaded.row.id}" if loaded.row is not None else ""  # store_sizes[sim-4096]
                 yield ScenarioItem.from_parent(
-                    self, name=f"{loaded.scenario.name}[{target}]", loaded=loaded, target=target
+                    self, name=f"{loaded.scenario.name}[{target}{row}]", loaded=loaded, target=target
                 )
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:  # type: ignore[override]
@@ -168,6 +172,8 @@ class ScenarioItem(pytest.Item):
         # name[vm] apart should allure-pytest's copy be kept (the harness raised).
         allure.dynamic.label(allure_pytest.ITEM_LABEL, self.nodeid)
         allure.dynamic.parameter("target", self.target_name)
+        if self.loaded.row is not None:  # each row its own Allure test case, as each target is
+            allure.dynamic.parameter("row", self.loaded.row.id)
         reason = _skip_reason(self.config, self.target_name, self.loaded)
         if reason:
             results = self.config.stash.get(ALLURE_KEY, None)
@@ -177,7 +183,7 @@ class ScenarioItem(pytest.Item):
 
     def runtest(self) -> None:
         options = self.config.option
-        output = options.lkdh_out / _safe(self.loaded.scenario.name) / self.target_name
+        output = options.lkdh_out / self.loaded.folder_name / self.target_name
         if output.exists():
             shutil.rmtree(output)
         results = self.config.stash.get(ALLURE_KEY, None)

@@ -32,8 +32,9 @@ from harness.scenario.model import (
     StoreStep,
     WaitStep,
 )
-from harness.target.base import Target, TargetError
+from harness.target.base import OperationTimeout, Target, TargetError
 from harness.target.lkd_ioctl import LiveKernelDumpCreateInput
+from harness.target.machine_settings import MachineSettings
 from harness.target.ops import (
     Alloc,
     ClientStructure,
@@ -125,9 +126,10 @@ class ScenarioRun:
         self.buffers: dict[str, BufferState] = {}
         self.first_failure: StepFailure | None = None
         self.evidence: dict[Path, DumpEvidence] = {}
+        self.timed_out = False  # a step hung: the machine's state is unknown, the rest cannot run
         defect = self.scenario.known_defect
         self.record = RunRecord(
-            scenario=self.scenario.name,
+            scenario=loaded.run_name,
             file=loaded.file,
             location=f"{loaded.file}:{loaded.line}:{loaded.col}",
             target=target.name,
@@ -138,7 +140,11 @@ class ScenarioRun:
     def run(self, *, prepare: bool = True) -> RunRecord:
         started = time.perf_counter()
         try:
-            if prepare:
+            cannot = self.target.configure(machine_settings(self.loaded))
+            if cannot is not None:
+                self.record.skip_reason = f"machine: {cannot}"
+                return self.record
+            if prepare or self.scenario.machine is not None:  # settings take effect at prepare()
                 self.target.prepare()
             self.info: DriverInfo = self.target.driver_info()
             facts = self.info.facts  # a simulator's profile, or the DMF build a VM's driver runs
@@ -189,7 +195,7 @@ class ScenarioRun:
                 )
             self._emit("step_finished", self.record, record)
             # After an unexpected crash the machine's state is gone: the rest cannot mean anything.
-            stop = record.crash is not None and step.expect.bugcheck is None
+            stop = (record.crash is not None and step.expect.bugcheck is None) or self.timed_out
 
     def _run_step(self, step: StepBase, record: StepRecord) -> list[Mismatch]:
         """Run the step's operation `repeat` times; every run must meet `expect`, the first that
@@ -209,7 +215,12 @@ class ScenarioRun:
 
     def _run_once(self, step: StepBase, record: StepRecord) -> list[Mismatch]:
         op = self._op_for(step)
-        result = self.target.execute(op)
+        try:
+            result = self.target.execute(op, timeout=step.timeout)
+        except OperationTimeout as hung:
+            self.timed_out = True
+            record.dumps = self._collect()  # whatever the machine wrote before it hung is kept
+            return [Mismatch(("timeout",), str(hung))]
         record.status = result.status
         if isinstance(op, Alloc) and result.address is not None:
             self.buffers[op.name].address = result.address
@@ -385,7 +396,8 @@ class ScenarioRun:
         where = self.loaded.location_of(("steps", index, *mismatch.path))
         shown = record.status is not None and record.crash is None
         status = f" [status {status_name(record.status)}]" if shown else ""
-        return f"{where}: step {record.index} ({record.title}){status}: {mismatch.render()}"
+        where_text = f"{where}{where.include_note()}"  # a step from a step file names its include
+        return f"{where_text}: step {record.index} ({record.title}){status}: {mismatch.render()}"
 
     def _outcome(self) -> str:
         if self.record.error is not None:
@@ -404,6 +416,14 @@ class ScenarioRun:
     def _emit(self, event: str, *args: object) -> None:
         for listener in self.listeners:
             getattr(listener, event)(*args)
+
+
+def machine_settings(loaded: LoadedScenario) -> MachineSettings:
+    """The scenario's `machine:` in the target's terms (empty: the target's own settings)."""
+    spec = loaded.scenario.machine
+    if spec is None:
+        return MachineSettings()
+    return MachineSettings(**spec.model_dump(exclude_none=True))
 
 
 def _argument_text(step: StepBase, operation: str) -> str:

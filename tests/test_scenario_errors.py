@@ -65,7 +65,7 @@ def test_unknown_key_on_a_step_and_at_the_top(tmp_path: Path) -> None:
     assert step_error.message.startswith(
         "steps[0].irqll: unknown key 'irqll' in a reboot step (did you mean 'irql'?)"
     )
-    assert "allowed keys: title, irql, repeat, expect, reboot" in step_error.message
+    assert "allowed keys: title, irql, repeat, timeout, expect, reboot" in step_error.message
     assert at(top_error) == (5, 1)
     assert top_error.message.startswith("tagz: unknown key 'tagz' in the scenario (did you mean 'tags'?)")
 

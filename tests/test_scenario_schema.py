@@ -90,7 +90,7 @@ def test_schema_structure() -> None:
     schema = scenario_json_schema()
     defs = schema["$defs"]
     refs = [choice["$ref"].rsplit("/", 1)[1] for choice in schema["properties"]["steps"]["items"]["oneOf"]]
-    assert refs == [model.__name__ for model in STEP_KINDS.values()]
+    assert refs == [*(model.__name__ for model in STEP_KINDS.values()), "IncludeStep"]
     for operation, model in STEP_KINDS.items():
         assert defs[model.__name__]["required"] == [operation]
         assert defs[model.__name__]["description"]

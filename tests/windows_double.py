@@ -53,7 +53,7 @@ from harness.target.sim.memory import USER_MODE
 from harness.target.status import STATUS_ACCESS_DENIED, STATUS_CODES, STATUS_NOT_FOUND
 from harness.target.windows import lkdctl, powershell, protocol
 from harness.target.windows.config import SshSettings, WinRMSettings
-from harness.target.windows.session import CommandResult, SessionError
+from harness.target.windows.session import CommandResult, CommandTimeout, SessionError
 
 SYSTEM_ROOT = PureWindowsPath("C:/Windows")
 """%SystemRoot% of the double; the files below it are the simulator's disk (`sim.windows_dir`)."""
@@ -440,6 +440,11 @@ class WindowsVmDouble:
         self.unreachable_polls_after_boot = unreachable_polls_after_boot
         self.lose_next_lkdctl = False
         self.corrupt_next_chunk = False
+        self.hang_lkdctl_in = 0
+        """N > 0: the Nth run-lkdctl from now never returns, and the session gives up at its
+        deadline with CommandTimeout, as harness/target/windows/winrm_session.py does for a command
+        that outlives its deadline; the machine stays up on the same boot."""
+        self.deadlines: list[tuple[str, float | None]] = []  # (template, the deadline it was given)
         if sim.settings.verifier:
             raise ValueError(
                 "a fresh VM runs without Driver Verifier: build the simulator with verifier=False"
@@ -470,7 +475,7 @@ class WindowsVmDouble:
         }
 
     # -- the connection ---------------------------------------------------------------------------
-    def answer(self, argv: Sequence[str], stdin: bytes) -> CommandResult:
+    def answer(self, argv: Sequence[str], stdin: bytes, timeout: float | None = None) -> CommandResult:
         """One bootstrap invocation, answered as the machine would; SessionError while it is down."""
         if self._restart_pending:
             self._restart_pending = False
@@ -481,6 +486,7 @@ class WindowsVmDouble:
             raise SessionError("tcp", self.host, "connection refused (the machine is booting)")
         name, params = decode_invocation(argv, stdin)
         self.calls.append(ScriptCall(name, powershell.redacted(params)))
+        self.deadlines.append((name, timeout))
         handler = self._handlers.get(name)
         assert handler is not None, f"test double: template {name!r} is not modelled"
         try:
@@ -849,6 +855,15 @@ class WindowsVmDouble:
         if self.lose_next_lkdctl:
             self.lose_next_lkdctl = False
             raise SessionError("command", self.host, "the connection was reset while the command ran")
+        if self.hang_lkdctl_in > 0:
+            self.hang_lkdctl_in -= 1
+            hangs = self.hang_lkdctl_in == 0
+        else:
+            hangs = False
+        if hangs:
+            deadline = self.deadlines[-1][1] or 0.0
+            message = f"no answer within the {deadline:g} s deadline"
+            raise CommandTimeout(self.host, message, CommandResult(-1, b"", b""))
         input_path = None
         if params.get("input_base64") is not None:
             self._temp_files += 1
@@ -925,7 +940,7 @@ class WindowsDoubleSession:
         if self.closed:
             raise SessionError("shell", self.host, "the session was closed")
         assert timeout > 0, "test double: every remote call needs a deadline"
-        result = self.vm.answer(argv, stdin)
+        result = self.vm.answer(argv, stdin, timeout)
         if on_output is not None and result.stdout:
             on_output("stdout", result.stdout)
         return result

@@ -60,7 +60,7 @@ def severity(loaded: LoadedScenario) -> str:
 def full_name(loaded: LoadedScenario) -> str:
     """`scenarios/irql.yaml#store_at_dispatch`: the file as the run named it (relative to the
     working folder when inside it, so a nightly started at the repository root keeps its history)."""
-    return f"{display_path(loaded.file)}#{loaded.scenario.name}"
+    return f"{display_path(loaded.file)}#{loaded.run_name}"
 
 
 def display_path(path: Path) -> str:
@@ -77,12 +77,18 @@ def as_run_names_it(path: Path) -> Path:
         return resolved
 
 
+def item_name(loaded: LoadedScenario, target: str) -> str:
+    """`name[sim]`, or `store_sizes[sim-4096]` for a parametrize row: the pytest item's name."""
+    row = f"-{loaded.row.id}" if loaded.row is not None else ""
+    return f"{loaded.scenario.name}[{target}{row}]"
+
+
 def identity(loaded: LoadedScenario, record: RunRecord) -> dict[str, object]:
     """name, fullName, testCaseId, historyId and titlePath. History follows a scenario per target
     and profile; Verifier, OS build and driver version are shown but do not split the history."""
     name = full_name(loaded)
     return {
-        "name": f"{loaded.scenario.name}[{record.target}]",
+        "name": item_name(loaded, record.target),
         "fullName": name,
         "testCaseId": md5(name),
         "historyId": md5(name, record.target, record.profile),

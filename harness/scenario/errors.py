@@ -7,20 +7,32 @@ and compilers print them), so a user can jump to it; see STYLE.md, "Tavern".
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
 @dataclass(frozen=True, order=True)
 class Location:
-    """A place in a scenario file; line and column are 1-based."""
+    """A place in a scenario file; line and column are 1-based.
+
+    A node that an `include` step brought in from a step file is placed in that file, and
+    `included_from` names the include steps that brought it, innermost first, so a message can say
+    both where the node was written and which scenario used it.
+    """
 
     file: Path
     line: int
     col: int
+    included_from: tuple[Location, ...] = field(default=(), compare=False)
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col}"
+
+    def include_note(self) -> str:
+        """' (included from a.yaml:7:5)' for a node from a step file, else ''."""
+        if not self.included_from:
+            return ""
+        return " (included from " + ", from ".join(str(at) for at in self.included_from) + ")"
 
 
 class ScenarioError(Exception):
@@ -36,8 +48,9 @@ class ScenarioError(Exception):
 
     @classmethod
     def at(cls, location: Location, message: str) -> ScenarioError:
-        """The error at a `Location` already known (for semantic and run-time checks)."""
-        return cls(location.file, location.line, location.col, message)
+        """The error at a `Location` already known (for semantic and run-time checks); a node from a
+        step file names the include that brought it in."""
+        return cls(location.file, location.line, location.col, message + location.include_note())
 
     @property
     def location(self) -> Location:

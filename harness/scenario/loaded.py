@@ -6,12 +6,14 @@ later, the semantic checks or the runner naming a failed expectation, can point 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.scenario.errors import Location, ScenarioError
+from harness.scenario.expand import ParameterRow
 from harness.scenario.model import Scenario
-from harness.scenario.positions import NodePath, PositionIndex, format_path
+from harness.scenario.positions import NodePath, PositionIndex
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,19 @@ class LoadedScenario:
     step_locations: tuple[Location, ...]
     positions: PositionIndex = field(repr=False, compare=False)
     document_index: int = 0  # which document of the file (0-based), for messages about the stream
+    row: ParameterRow | None = None  # the parametrize row this scenario was expanded from
+
+    @property
+    def run_name(self) -> str:
+        """The name a run and its record use: `store_sizes[4096]` for a parametrize row."""
+        name = self.scenario.name
+        return f"{name}[{self.row.id}]" if self.row is not None else name
+
+    @property
+    def folder_name(self) -> str:
+        """`run_name` as a folder name (`store_sizes-4096`): no brackets or separators."""
+        name = self.scenario.name if self.row is None else f"{self.scenario.name}-{self.row.id}"
+        return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
     @property
     def location(self) -> Location:
@@ -44,6 +59,4 @@ class LoadedScenario:
 
     def error_at(self, path: NodePath, message: str, *, key: bool = False) -> ScenarioError:
         """A `ScenarioError` at `path` whose message starts with the path, as every scenario error does."""
-        return ScenarioError.at(
-            self.location_of(path, key=key), f"{format_path(self.written_path(path))}: {message}"
-        )
+        return ScenarioError.at(self.location_of(path, key=key), f"{self.positions.shown(path)}: {message}")

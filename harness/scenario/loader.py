@@ -14,6 +14,13 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from harness.scenario.errors import ScenarioError, ScenarioErrors
+from harness.scenario.expand import (
+    ExpandedDocument,
+    StepFileCache,
+    expand_document,
+    is_step_file,
+    name_rows,
+)
 from harness.scenario.field_types import describe_found
 from harness.scenario.loaded import LoadedScenario
 from harness.scenario.model import Scenario
@@ -78,9 +85,11 @@ def scenario_files(paths_or_dirs: PathLike | Iterable[PathLike]) -> tuple[list[P
     files: list[Path] = []
     errors: list[ScenarioError] = []
     for item in map(Path, items):
-        if item.is_dir():
+        if item.is_dir():  # step files (`*.steps.yaml`) are read through the scenarios that include them
             files += sorted(
-                p for p in item.rglob("*") if p.suffix.lower() in SCENARIO_SUFFIXES and p.is_file()
+                p
+                for p in item.rglob("*")
+                if p.suffix.lower() in SCENARIO_SUFFIXES and p.is_file() and not is_step_file(p)
             )
         elif item.is_file():
             files.append(item)
@@ -94,6 +103,10 @@ def scenario_files(paths_or_dirs: PathLike | Iterable[PathLike]) -> tuple[list[P
 
 def _load_file(path: Path) -> LoadResult:
     result = LoadResult(files=[path])
+    if is_step_file(path):
+        message = "a step file is included by scenarios (`- include: FILE`), not loaded as a scenario"
+        result.errors.append(ScenarioError(path, 1, 1, message))
+        return result
     text = _read_text(path, result.errors)
     if text is None:
         return result
@@ -105,11 +118,12 @@ def _load_file(path: Path) -> LoadResult:
             "the file holds no scenario: expected YAML documents, each a mapping with `name` and `steps`"
         )
         result.errors.append(ScenarioError(path, 1, 1, message))
+    cache = StepFileCache()
     for number, document in enumerate(read.documents):
-        loaded, errors = _load_document(document, path, number)
+        loaded, errors = _load_document(document, path, number, cache)
         result.errors += errors
-        if loaded is not None:
-            result.scenarios.append(loaded)
+        result.scenarios += loaded
+    result.errors += cache.errors
     return result
 
 
@@ -127,15 +141,56 @@ def _read_text(path: Path, errors: list[ScenarioError]) -> str | None:
 
 
 def _load_document(
-    document: YamlDocument, path: Path, number: int
-) -> tuple[LoadedScenario | None, list[ScenarioError]]:
-    """Validate one document, then check it as a whole (only once it is valid: the checks need the model)."""
-    positions = document.positions
+    document: YamlDocument, path: Path, number: int, cache: StepFileCache
+) -> tuple[list[LoadedScenario], list[ScenarioError]]:
+    """Expand one document (parametrize rows, vars, includes), then validate and check each row."""
     if not isinstance(document.data, dict):
         shape = "is empty" if document.data is None else f"is {describe_found(document.data)}"
         message = f"document {number + 1} {shape}: a scenario is a mapping with `name` and `steps`"
-        return None, [ScenarioError(path, document.line, document.col, message)]
-    data = document.data
+        return [], [ScenarioError(path, document.line, document.col, message)]
+    expanded, errors = expand_document(document, path, cache)
+    if errors:
+        return [], errors + _validation_beside(expanded, errors)
+    loaded_rows: list[LoadedScenario] = []
+    row_errors: list[list[ScenarioError]] = []
+    for row_document in expanded:
+        loaded, found = _load_expanded(row_document, path, number, document)
+        row_errors.append(found)
+        if loaded is not None:
+            loaded_rows.append(loaded)
+    return loaded_rows, name_rows([d.row for d in expanded], row_errors)
+
+
+def _validation_beside(expanded: list[ExpandedDocument], errors: list[ScenarioError]) -> list[ScenarioError]:
+    """After an expansion error (an unknown variable, a missing step file) the rest of the document
+    is still validated, so one pass shows every mistake; what the failed expansion left behind (a
+    value at the same place, a buffer the missing step file would have allocated) is not reported
+    again, which is why the semantic checks wait for a clean expansion."""
+    taken = {(error.file, error.line, error.col) for error in errors}
+    found: list[list[ScenarioError]] = []
+    for document in expanded:
+        if not document.data.get("steps"):
+            found.append([])  # only failed includes: "at least one step" would repeat their errors
+            continue
+        try:
+            Scenario.model_validate(document.data)
+            found.append([])
+        except ValidationError as exc:
+            found.append(errors_from_validation(exc, document.data, document.positions))
+        except Exception:  # reported when the expansion is fixed, with its own message
+            found.append([])
+    if not found:
+        return []
+    named = name_rows([d.row for d in expanded], found)
+    return [error for error in named if (error.file, error.line, error.col) not in taken]
+
+
+def _load_expanded(
+    expanded: ExpandedDocument, path: Path, number: int, document: YamlDocument
+) -> tuple[LoadedScenario | None, list[ScenarioError]]:
+    """Validate one expanded document, then check it as a whole (once valid: the checks need the model)."""
+    positions = expanded.positions
+    data = expanded.data
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
@@ -147,5 +202,5 @@ def _load_document(
         return None, [ScenarioError(path, document.line, document.col, message)]
     line, col = positions.position(("name",), key=True)
     steps = tuple(positions.location(("steps", index)) for index in range(len(scenario.steps)))
-    loaded = LoadedScenario(scenario, path, line, col, steps, positions, number)
+    loaded = LoadedScenario(scenario, path, line, col, steps, positions, number, expanded.row)
     return loaded, check_scenario(loaded)

@@ -343,6 +343,9 @@ class StepBase(StrictModel):
     irql: IrqlValue = Irql.PASSIVE_LEVEL
     repeat: Annotated[StrictInt, Field(ge=1, le=10_000)] = 1
     """Run the operation this many times (filling the ring, say); each run must meet `expect`."""
+    timeout: Annotated[float, Field(gt=0, le=86_400)] | None = None
+    """Seconds each run of the operation may take; one that has not finished by then fails the step
+    (a hung call at DISPATCH_LEVEL, a machine that stops answering) and ends the scenario."""
     expect: Expect = Field(default_factory=Expect)
 
 
@@ -386,6 +389,20 @@ class WaitStep(StepBase):
 
 class RebootStep(StepBase):
     reboot: Literal[True]
+
+
+class IncludeSpec(StrictModel):
+    """A step file and the vars it is given (its own `vars` are defaults)."""
+
+    file: str
+    vars: dict[str, Any] = Field(default_factory=dict)
+
+
+class IncludeStep(StrictModel):
+    """Replaced by the steps of a `*.steps.yaml` file when the scenario is loaded (not a step kind:
+    it never reaches the runner). Shorthand: the file's path."""
+
+    include: str | IncludeSpec
 
 
 STEP_KINDS: dict[str, type[StepBase]] = {
@@ -447,8 +464,39 @@ class KnownDefectRef(StrictModel):
         return value
 
 
+class MachineSpec(StrictModel):
+    """How the machine must be set up for this scenario; a key left out keeps the target's setting.
+
+    The module configuration is DMF_CONFIG_LiveKernelDump as the test driver fills it. A target
+    applies these before the scenario starts, or the scenario is skipped with its reason.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)  # for the schema
+
+    verifier: StrictBool | None = None
+    """Driver Verifier on the test driver (F14: the IRQL rules it enforces)."""
+    report_type: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,15}$")] | None = None
+    """ReportType, the LiveKernelReports subfolder (F05: bfac434 keeps 11 characters)."""
+    guid_device_interface: uuid.UUID | None = None
+    """GuidDeviceInterface; all zeros registers no interface, so the IOCTL cannot be opened (F23)."""
+    guid_secondary_data: uuid.UUID | None = None
+    """GuidSecondaryData; all zeros drops secondary data with a success (F21)."""
+    include_dmf_data_in_bugcheck_dump: StrictBool | None = None
+    """IncludeDmfDataInBugCheckTriageDump: stored buffers also go into a crash dump (F22)."""
+    target_build: Annotated[StrictInt, Field(ge=0, le=0xFFFF_FFFF)] | None = None
+    """The Windows build the driver was built for; below RS3 (16299) Create writes nothing (F04)."""
+
+
+ParameterValue = str | int | float | bool | None
+
+
 class Scenario(StrictModel):
-    """One scenario: a named sequence of steps with what each must produce."""
+    """One scenario: a named sequence of steps with what each must produce.
+
+    `vars`, `parametrize` and `include` steps are expanded by the loader before the model sees the
+    document (`expand.py`); `vars` then holds the values each was resolved to, and `parametrize`
+    the table as written.
+    """
 
     name: Identifier
     description: str = ""
@@ -456,6 +504,9 @@ class Scenario(StrictModel):
     requires: list[Feature] = Field(default_factory=list)
     hardware_only: StrictBool = False
     known_defect: KnownDefectRef | None = None
+    vars: dict[str, Any] = Field(default_factory=dict)
+    parametrize: list[dict[str, ParameterValue]] | None = None
+    machine: MachineSpec | None = None
     steps: Annotated[list[Step], Field(min_length=1)]
 
     def step_operation(self, index: int) -> str:

@@ -29,10 +29,19 @@ def format_path(path: NodePath) -> str:
 
 @dataclass(frozen=True)
 class NodePosition:
-    """Where a node's key (for list items: the item itself) and its value start."""
+    """Where a node's key (for list items: the item itself) and its value start.
+
+    `file` is set for nodes written in another file than the document's (a step file brought in by
+    `include`), and `included_from` names the include steps that brought them, innermost first.
+    `written_as` is the node's path where it was written when expansion moved it (a step after an
+    include, or from a step file): messages name the node as the author wrote it.
+    """
 
     key: Position
     value: Position
+    file: Path | None = None
+    included_from: tuple[Location, ...] = ()
+    written_as: NodePath | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,13 @@ class PositionIndex:
                 return path[:length]
         return ()
 
+    def shown(self, path: NodePath) -> str:
+        """The nearest node written at or above `path`, named as in its own file (`steps[0].store` of
+        a step file, not the scenario's expanded index)."""
+        nearest = self.nearest(path)
+        entry = self.entries.get(nearest)
+        return format_path(entry.written_as if entry is not None and entry.written_as else nearest)
+
     def position(self, path: NodePath, *, key: bool = False) -> Position:
         """The position of the node at `path` (or of the nearest one written): its value, or its key."""
         entry = self.entries.get(self.nearest(path))
@@ -61,5 +77,9 @@ class PositionIndex:
         return entry.key if key else entry.value
 
     def location(self, path: NodePath, *, key: bool = False) -> Location:
+        """Where the node at `path` (or the nearest one written) is: its file, line and column."""
+        entry = self.entries.get(self.nearest(path))
         line, col = self.position(path, key=key)
-        return Location(self.file, line, col)
+        if entry is None or entry.file is None:
+            return Location(self.file, line, col)
+        return Location(entry.file, line, col, entry.included_from)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from harness.scenario.model import STEP_KINDS, Scenario
+from harness.scenario.model import STEP_KINDS, IncludeStep, Scenario
 from harness.target.defects import KNOWN_DEFECTS
 from harness.target.irql import Irql
 from harness.target.status import STATUS_CODES
@@ -58,6 +58,8 @@ def scenario_json_schema() -> dict[str, Any]:
     _complete_names(defs)
     _describe_steps(defs)
     _allow_shorthands(defs)
+    _add_include_step(schema, defs)
+    _allow_references(schema, defs)
     top = {
         "$schema": SCHEMA_DIALECT,
         "$id": SCHEMA_ID,
@@ -114,6 +116,91 @@ def _allow_shorthands(defs: dict[str, Any]) -> None:
         short = alternatives[0] if len(alternatives) == 1 else {"anyOf": alternatives}
         header = {key: mapping.pop(key) for key in ("title", "description") if key in mapping}
         defs[name] = {**header, "anyOf": [short, mapping]}
+
+
+VARIABLE_REFERENCE = r"^\$\{\s*[A-Za-z_][A-Za-z0-9_]*\s*\}$"
+
+_LANGUAGE_KEYS = ("vars", "parametrize")  # their values are the variables themselves, never references
+
+
+def _add_include_step(schema: dict[str, Any], defs: dict[str, Any]) -> None:
+    """`- include: FILE` is a step in the file though the loader replaces it before validation."""
+    include = IncludeStep.model_json_schema(ref_template="#/$defs/{model}")
+    defs.update(include.pop("$defs", {}))
+    include["description"] = (
+        "Replaced by the steps of a *.steps.yaml file (path relative to this file) when loaded."
+    )
+    defs["IncludeStep"] = include
+    schema["properties"]["steps"]["items"]["oneOf"].append({"$ref": "#/$defs/IncludeStep"})
+
+
+def _allow_references(schema: dict[str, Any], defs: dict[str, Any]) -> None:
+    """Any value may be written as `${name}` (replaced by the loader): every constrained leaf (a
+    number, a boolean, an enum, a pattern) also accepts a reference. Plain strings already do."""
+    for name in list(defs):
+        defs[name] = _referable(defs[name], wrap=False)  # a definition is used through its $refs
+    properties = schema["properties"]
+    for name in list(properties):
+        if name not in _LANGUAGE_KEYS:  # the list of steps itself is written out, its items may not be
+            properties[name] = _referable(properties[name], wrap=name != "steps")
+    defs["VariableReference"] = {
+        "description": "${name}: the value of a var or parametrize column, substituted when loaded.",
+        "type": "string",
+        "pattern": VARIABLE_REFERENCE,
+    }
+
+
+_SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SUBSCHEMAS = ("items", "additionalProperties", "not")
+
+
+def _referable(node: Any, *, wrap: bool = True) -> Any:
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "properties":
+            out[key] = {name: _referable(sub) for name, sub in value.items()}
+        elif key == "anyOf":
+            out[key] = _flat_alternatives([_referable(sub) for sub in value])
+        elif key in _SUBSCHEMA_LISTS:  # oneOf: a reference would match several alternatives
+            out[key] = [_referable(sub, wrap=False) for sub in value]
+        elif key in _SUBSCHEMAS:
+            out[key] = _referable(value)
+        else:
+            out[key] = value
+    return _with_reference(out) if wrap else out
+
+
+_REFERENCE = {"$ref": "#/$defs/VariableReference"}
+
+
+def _flat_alternatives(alternatives: list[Any]) -> list[Any]:
+    """`anyOf: [int, null]` with a reference reads `anyOf: [int, null, reference]`, not nested."""
+    flat, referable = [], False
+    for alternative in alternatives:
+        if (
+            isinstance(alternative, dict)
+            and list(alternative) == ["anyOf"]
+            and _REFERENCE in alternative["anyOf"]
+        ):
+            flat += [sub for sub in alternative["anyOf"] if sub != _REFERENCE]
+            referable = True
+        else:
+            flat.append(alternative)
+    return [*flat, _REFERENCE] if referable and _REFERENCE not in flat else flat
+
+
+def _with_reference(node: dict[str, Any]) -> dict[str, Any]:
+    """The node, or `anyOf: [node, reference]`; a plain string already matches `${name}`."""
+    plain_string = node.get("type") == "string" and not any(
+        key in node for key in ("enum", "const", "pattern", "format", "maxLength", "minLength")
+    )
+    if plain_string or "anyOf" in node or "oneOf" in node or node == _REFERENCE:
+        return node
+    header = {k: node[k] for k in ("title", "description", "default") if k in node}
+    body = {k: v for k, v in node.items() if k not in header}
+    return {**header, "anyOf": [body, dict(_REFERENCE)]}
 
 
 def _walk(node: Any) -> list[Any]:

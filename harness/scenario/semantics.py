@@ -206,7 +206,7 @@ def check_duplicate_names(scenarios: Iterable[LoadedScenario]) -> list[ScenarioE
     first: dict[str, LoadedScenario] = {}
     errors = []
     for loaded in scenarios:
-        name = loaded.scenario.name
+        name = loaded.run_name  # the rows of one parametrized scenario differ by their ids
         if name in first:
             where = first[name].location_of(("name",))
             errors.append(

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from harness.scenario.errors import ScenarioError
+from harness.scenario.errors import Location, ScenarioError
 from harness.scenario.field_types import (
     TypeAt,
     allowed_keys,
@@ -125,10 +125,10 @@ def _union_groups(resolved: list[_Resolved]) -> Iterator[list[_Resolved]]:
 
 def _single(r: _Resolved, data: Any, positions: PositionIndex) -> ScenarioError:
     kind = r.error["type"]
-    prefix = format_path(r.path)
-    position = positions.position(r.path)
+    prefix = positions.shown(r.path)
+    where = positions.location(r.path)
     if kind == "extra_forbidden":
-        message, position = _unknown_key(r, data, positions)
+        message, where = _unknown_key(r, data, positions)
     elif kind == "missing":
         message = f"{prefix}: missing required key '{r.loc[-1]}'"
     elif kind in ("value_error", "assertion_error"):
@@ -141,22 +141,22 @@ def _single(r: _Resolved, data: Any, positions: PositionIndex) -> ScenarioError:
         message = (
             f"{prefix}: expected {expected}, found {found}" if expected else f"{prefix}: {r.error['msg']}"
         )
-    return ScenarioError(positions.file, position[0], position[1], message)
+    return ScenarioError.at(where, message)
 
 
-def _unknown_key(r: _Resolved, data: Any, positions: PositionIndex) -> tuple[str, tuple[int, int]]:
+def _unknown_key(r: _Resolved, data: Any, positions: PositionIndex) -> tuple[str, Location]:
     key = str(r.loc[-1])
     named = bool(r.path) and r.path[-1] == key
     parent = r.path[:-1] if named else r.path
-    position = positions.position(r.path, key=named)
-    message = f"{format_path((*parent, key))}: unknown key '{key}' in {_container_name(parent, data)}"
+    where = positions.location(r.path, key=named)
+    message = f"{positions.shown((*parent, key))}: unknown key '{key}' in {_container_name(parent, data)}"
     if r.container is not None:
         allowed = allowed_keys(r.container)
         close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
         if close:
             message += f" (did you mean '{close[0]}'?)"
         message += f"; allowed keys: {', '.join(allowed)}"
-    return message, position
+    return message, where
 
 
 def _container_name(parent: NodePath, data: Any) -> str:
@@ -211,7 +211,5 @@ def _merged(group: list[_Resolved], positions: PositionIndex) -> ScenarioError:
     if expected is None:
         expected = "one of: " + "; ".join(str(r.error["msg"]) for r in group)
     found = describe_found(first.error.get("input"))
-    line, col = positions.position(first.label_path)
-    return ScenarioError(
-        positions.file, line, col, f"{format_path(first.label_path)}: expected {expected}; found {found}"
-    )
+    where = positions.location(first.label_path)
+    return ScenarioError.at(where, f"{positions.shown(first.label_path)}: expected {expected}; found {found}")

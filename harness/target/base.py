@@ -6,12 +6,30 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from types import TracebackType
 
+from harness.target.machine_settings import MachineSettings
 from harness.target.ops import CollectedDump, DriverInfo, Op, OpResult
 
 
 class TargetError(Exception):
     """The target itself failed (transport, VM, driver not loaded): an infrastructure problem,
     distinct from the module under test returning a status the scenario did not expect."""
+
+
+class OperationTimeout(TargetError):
+    """An operation had not finished when its step's deadline came: a hang (a call that never
+    returns, a machine that stops answering without rebooting), reported as the step's failure.
+
+    `detail` says what the target saw at the deadline. The machine's state afterwards is unknown,
+    so the runner runs no further step of the scenario.
+    """
+
+    def __init__(self, seconds: float, detail: str) -> None:
+        super().__init__(seconds, detail)
+        self.seconds = seconds
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"did not finish within {self.seconds:g} s: {self.detail}"
 
 
 class Target(ABC):
@@ -31,8 +49,12 @@ class Target(ABC):
         """Bring the machine to a clean state with the driver installed and started."""
 
     @abstractmethod
-    def execute(self, op: Op) -> OpResult:
-        """Run one operation and return what the machine answered."""
+    def execute(self, op: Op, *, timeout: float | None = None) -> OpResult:
+        """Run one operation and return what the machine answered.
+
+        With `timeout` (seconds, the step's `timeout`), raise `OperationTimeout` when the operation
+        has not finished by then; every target states how it keeps that deadline.
+        """
 
     @abstractmethod
     def collect_dumps(self) -> list[CollectedDump]:
@@ -41,6 +63,17 @@ class Target(ABC):
     @abstractmethod
     def driver_info(self) -> DriverInfo:
         """What the loaded driver reports about its DMF_LiveKernelDump module."""
+
+    def configure(self, settings: MachineSettings) -> str | None:
+        """Set the machine up as a scenario's `machine:` asks, from the next `prepare()` on.
+
+        Returns None when applied, or why not (the scenario is then skipped with that reason). Each
+        call replaces the previous one's settings: empty settings mean the target's own. A target
+        that applies nothing accepts only empty settings.
+        """
+        if settings.is_empty():
+            return None
+        return f"the {self.name} target cannot apply machine settings ({settings.describe()})"
 
     def close(self) -> None:  # noqa: B027 - optional hook: most targets hold nothing to release
         """Release connections; the default holds nothing."""

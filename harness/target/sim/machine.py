@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from harness.target.base import Target, TargetError
+from harness.target.base import OperationTimeout, Target, TargetError
 from harness.target.lkd_ioctl import LiveKernelDumpCreateInput, pack_client_structures
+from harness.target.machine_settings import MachineSettings
 from harness.target.ops import (
     Alloc,
     BufferRef,
@@ -102,7 +103,8 @@ class SimulatedMachine(Target):
 
     def __init__(self, output_dir: Path, settings: SimSettings | None = None) -> None:
         super().__init__(output_dir)
-        self.settings = settings or SimSettings()
+        self.base_settings = settings or SimSettings()
+        self.settings = self.base_settings
         self.profile: SimProfile = profile_named(self.settings.profile)
         self.disk = output_dir / "machine"
         self.now = EPOCH
@@ -120,7 +122,35 @@ class SimulatedMachine(Target):
         self.crashes = []
         self._boot()
 
-    def execute(self, op: Op) -> OpResult:
+    def configure(self, settings: MachineSettings) -> str | None:
+        """Apply a scenario's `machine:` through SimSettings and ModuleConfig, from the next
+        `prepare()` on; settings left out keep this machine's own (its target config's)."""
+        base = self.base_settings
+        module = base.module
+        chosen = settings.chosen()
+        module_fields = {
+            "report_type": "report_type",
+            "guid_device_interface": "device_interface_guid",
+            "guid_secondary_data": "secondary_data_guid",
+            "include_dmf_data_in_bugcheck_dump": "include_dmf_data_in_bugcheck_dump",
+            "target_build": "target_build",
+        }
+        module = replace(module, **{module_fields[k]: v for k, v in chosen.items() if k in module_fields})
+        verifier = base.verifier if settings.verifier is None else settings.verifier
+        self.settings = replace(base, verifier=verifier, module=module)
+        return None
+
+    def execute(self, op: Op, *, timeout: float | None = None) -> OpResult:
+        """Run `op` on the virtual clock. Nothing here blocks (one thread, no contended lock: the
+        module's wait lock is always free), so an operation hangs only by taking longer than its
+        deadline: a `wait` or a reboot's boot time. One that would is stopped at the deadline, the
+        clock moved there, and the operation not carried out."""
+        duration = OP_SECONDS + _virtual_duration(op)
+        if timeout is not None and duration > timeout:
+            self.now += timeout
+            raise OperationTimeout(
+                timeout, f"the simulated {type(op).__name__} takes {duration:g} s of virtual time"
+            )
         self.now += OP_SECONDS
         self.service.caller = "lkdh_app.exe" if isinstance(op, IoctlCreate) else "lkdctl.exe"
         try:
@@ -365,6 +395,15 @@ def _stop_rip(bugcheck: Bugcheck) -> int:
     (0xD1's P4, 0x3B's P2, 0x10D's caller in P3), else inside KeBugCheckEx's caller [INF]."""
     index = {0xD1: 3, 0x3B: 1, 0x10D: 2}.get(bugcheck.code)
     return bugcheck.parameters[index] if index is not None else KI_BUGCHECK_CONTEXT_RIP
+
+
+def _virtual_duration(op: Op) -> float:
+    """What an operation costs on the virtual clock beyond OP_SECONDS."""
+    if isinstance(op, Wait):
+        return op.seconds
+    if isinstance(op, Reboot):
+        return BOOT_SECONDS
+    return 0.0
 
 
 def _override(override: int | None, packed: int) -> int:

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import base64
 import logging
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from harness.dump import DumpFormatError, open_dump
-from harness.target.base import Target, TargetError
+from harness.target.base import OperationTimeout, Target, TargetError
 from harness.target.lkd_ioctl import IOCTL_LIVEKERNELDUMP_CREATE
 from harness.target.ops import (
     Alloc,
@@ -55,7 +56,7 @@ from harness.target.windows.hypervisor import Hypervisor, SessionOpener, hypervi
 from harness.target.windows.package_check import PackageFacts, check_package
 from harness.target.windows.powershell import ScriptError
 from harness.target.windows.provision import lkdctl_guest_path, provision, restart
-from harness.target.windows.session import SessionError
+from harness.target.windows.session import CommandTimeout, SessionError
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ class WindowsMachine(Target):
         self._declared: DriverBuild | None = None
         self._declared_read = False
         self.package: PackageFacts | None = None
+        self._deadline: float | None = None  # the running step's timeout, for the lkdctl call
 
     # -- Target -------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -147,21 +149,50 @@ class WindowsMachine(Target):
         )
         return facts
 
-    def execute(self, op: Op) -> OpResult:
+    def execute(self, op: Op, *, timeout: float | None = None) -> OpResult:
+        """Run one operation. A step's `timeout` bounds it: a wait sleeps at most that long, a
+        reboot waits that long for the new boot, and an IOCTL's remote command gets it as its
+        deadline. A command cut at the deadline while the machine still answers on the same boot
+        hangs (OperationTimeout); one during which the machine rebooted crashed it."""
         match op:
             case Wait(seconds):
+                if timeout is not None and seconds > timeout:
+                    self._sleep(timeout)
+                    raise OperationTimeout(timeout, f"a wait of {seconds:g} s")
                 self._sleep(seconds)
                 return OpResult(STATUS_SUCCESS)
             case Reboot():
-                self._boot = restart(self.guest)
+                self._boot = self._restart(timeout)
                 self._forget_boot()
                 return OpResult(STATUS_SUCCESS)
+        self._deadline = timeout
         try:
             return self._driver_op(op)
         except ScriptError:
             raise  # the machine answered with an error: nothing was lost, nothing to wait for
         except SessionError as error:
+            if timeout is not None and isinstance(error, CommandTimeout) and self._still_on_this_boot():
+                detail = f"the machine still answers on the same boot, so the call hangs ({error})"
+                raise OperationTimeout(timeout, detail) from error
             return self._after_lost_command(error)
+        finally:
+            self._deadline = None
+
+    def _still_on_this_boot(self) -> bool:
+        try:
+            return self.guest.boot_time() == self._boot
+        except SessionError:
+            return False  # down: a crash in progress, which _after_lost_command waits out
+
+    def _restart(self, timeout: float | None) -> float:
+        if timeout is None:
+            return restart(self.guest)
+        before = self.guest.boot_time()
+        self.guest.script("restart-computer", {"delay_seconds": 2})
+        try:
+            return self.guest.wait_for_new_boot(before, timeout=timeout)
+        except SessionError as error:
+            raise OperationTimeout(timeout, f"the reboot had not completed ({error.detail})") from error
 
     def collect_dumps(self) -> list[CollectedDump]:
         """Pull every dump written since the last call; each copy is proven by the guest's SHA-256.
@@ -352,7 +383,7 @@ class WindowsMachine(Target):
             "exe_path": call.argv[0],
             "arguments": arguments,
             "input_base64": base64.b64encode(call.stdin).decode(),
-            "timeout_seconds": int(LKDCTL_SECONDS),
+            "timeout_seconds": math.ceil(self._deadline or LKDCTL_SECONDS),
         }
         if as_user:
             user = self.config.non_admin_user
@@ -360,7 +391,8 @@ class WindowsMachine(Target):
                 raise TargetError("a standard-user IOCTL needs `non_admin_user` in the target config")
             params["run_as_user"] = user.username
             params["password"] = user.password.resolve().get_secret_value()
-        result = self.guest.script("run-lkdctl", params, timeout=LKDCTL_SECONDS + 30)
+        deadline = LKDCTL_SECONDS + 30 if self._deadline is None else self._deadline  # a step's is exact
+        result = self.guest.script("run-lkdctl", params, timeout=deadline)
         return lkdctl.parse_lkdctl_output(result["stdout"], result["exit_code"])
 
     # -- crashes, reboots, dumps ------------------------------------------------------------------
