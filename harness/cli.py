@@ -82,6 +82,14 @@ def _parser() -> argparse.ArgumentParser:
         help="decode the DMF data (collection via P2, modules, configs, contexts)",
     )
     inspect.set_defaults(handler=_inspect)
+
+    defects = commands.add_parser("defects", help="write one upstream Markdown report per known DMF defect")
+    defects.add_argument("paths", nargs="*", type=Path, help="scenario files or folders (default: scenarios)")
+    defects.add_argument("--out", type=Path, required=True, help="folder for <defect id>.md and README.md")
+    defects.add_argument("--run-record", type=Path, default=None, help="a run record of a VM run to quote")
+    defects.add_argument("--facts", type=Path, default=None, help="DMF_FACTS.md (default: ../shared)")
+    defects.add_argument("--doc", type=Path, default=None, help="the module doc (default: ../shared)")
+    defects.set_defaults(handler=_defects)
     return parser
 
 
@@ -172,6 +180,37 @@ def _inspect_dmf(dump: KernelDump | UserModeMinidump, *, as_json: bool) -> int:
         return EXIT_FAILED
     data = decode_dmf(dump)
     print(json.dumps(data.as_dict(), indent=2, sort_keys=True) if as_json else describe_dmf(data))
+    return EXIT_OK
+
+
+def _defects(args: argparse.Namespace) -> int:
+    """`lkdh defects`: 0 when every report was written, 2 for bad input (scenarios, files)."""
+    from harness.report.defect_pack import DefectPack, RunRecordError, read_run_record
+    from harness.report.defect_sources import DocumentationError, default_doc_path
+    from harness.report.dmf_facts import load_fact_book
+
+    doc_path = args.doc or default_doc_path()
+    try:
+        scenarios = load_scenarios(args.paths or [Path("scenarios")])
+        facts = load_fact_book(args.facts)
+        doc_text = doc_path.read_text(encoding="utf-8")
+        run_record = read_run_record(args.run_record) if args.run_record else None
+    except ScenarioErrors as errors:
+        print(errors, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as error:
+        print(f"lkdh defects: cannot read {error.filename}: {error.strerror}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except RunRecordError as error:
+        print(f"lkdh defects: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    pack = DefectPack(scenarios, facts, doc_text, doc_path.name, run_record, str(args.run_record or ""))
+    try:
+        written = pack.write(args.out)
+    except DocumentationError as error:
+        print(f"lkdh defects: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"wrote {len(written) - 1} defect reports and {written[-1]}")
     return EXIT_OK
 
 
