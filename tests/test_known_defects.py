@@ -88,7 +88,8 @@ def test_the_right_step_crashing_with_the_wrong_bugcheck_is_not_the_defect(tmp_p
 
 
 def test_the_right_bugcheck_at_another_operation_is_not_the_defect(tmp_path: Path) -> None:
-    """dispatch-wait-lock is about Add/Remove; Create at DISPATCH crashing with 0xC4 is another matter."""
+    """dispatch-wait-lock is about Add/Remove/StoreCollection (F18); a Create crashing at DISPATCH is another
+    matter."""
     text = """\
 name: create_is_not_store
 known_defect: {id: dispatch-wait-lock, reason: F14}
@@ -101,8 +102,9 @@ steps:
 """
     record = run_text(tmp_path, text)
     assert record.outcome == "failed"
-    assert "at a store or remove step; instead step 3 (create) failed with bugcheck 0x" in (
-        record.failure_text()
+    assert (
+        "at a store or remove or store_collection step; instead step 3 (create) failed with bugcheck 0x"
+        in (record.failure_text())
     )
 
 
@@ -227,8 +229,8 @@ def test_no_failing_step_is_named_in_the_verdict() -> None:
 def test_signature_descriptions_name_every_alternative() -> None:
     text = KNOWN_DEFECTS["ioctl-unprobed-user-pointers"].signature.describe()
     assert text == (
-        "bugcheck 0x3B (P1=0xC0000005) or 0x50; or status STATUS_SUCCESS where another was expected; "
-        "or failing `expect.dump.excludes` at a ioctl_create step"
+        "bugcheck 0x3B (P1=0xC0000005) or 0x50; or status STATUS_SUCCESS or STATUS_BUFFER_TOO_SMALL "
+        "where another was expected; or failing `expect.dump.excludes` at a ioctl_create step"
     )
     assert Signature().describe() == "nothing a scenario can check"
 
