@@ -90,6 +90,18 @@ def _parser() -> argparse.ArgumentParser:
     defects.add_argument("--facts", type=Path, default=None, help="DMF_FACTS.md (default: ../shared)")
     defects.add_argument("--doc", type=Path, default=None, help="the module doc (default: ../shared)")
     defects.set_defaults(handler=_defects)
+
+    coverage = commands.add_parser(
+        "coverage", help="API x IRQL x Verifier x outcome and the DMF facts covered"
+    )
+    coverage.add_argument(
+        "paths", nargs="*", type=Path, help="scenario files or folders (default: scenarios)"
+    )
+    coverage.add_argument(
+        "--out", type=Path, default=None, help="also write coverage.json and coverage.html here"
+    )
+    coverage.add_argument("--facts", type=Path, default=None, help="DMF_FACTS.md (default: ../shared)")
+    coverage.set_defaults(handler=_coverage)
     return parser
 
 
@@ -212,6 +224,29 @@ def _defects(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     print(f"wrote {len(written) - 1} defect reports and {written[-1]}")
     return EXIT_OK
+
+
+def _coverage(args: argparse.Namespace) -> int:
+    """`lkdh coverage`: 0 when nothing is uncovered without a reason, 1 otherwise, 2 for bad input."""
+    from harness.report.coverage import compute_coverage, format_coverage
+    from harness.report.coverage_html import write_coverage
+    from harness.report.dmf_facts import load_fact_book
+
+    try:
+        report = compute_coverage(
+            load_scenarios(args.paths or [Path("scenarios")]), load_fact_book(args.facts)
+        )
+    except ScenarioErrors as errors:
+        print(errors, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as error:
+        print(f"lkdh coverage: cannot read {error.filename}: {error.strerror}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(format_coverage(report))
+    if args.out is not None:
+        json_path, html_path = write_coverage(report, args.out)
+        print(f"wrote {json_path} and {html_path}")
+    return EXIT_OK if report.complete else EXIT_FAILED
 
 
 if __name__ == "__main__":
