@@ -102,6 +102,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     coverage.add_argument("--facts", type=Path, default=None, help="DMF_FACTS.md (default: ../shared)")
     coverage.set_defaults(handler=_coverage)
+
+    explore = commands.add_parser(
+        "explore", help="generate call sequences, check them against the contract model"
+    )
+    explore.add_argument("--target", choices=["sim"], default="sim", help="only the simulator (see README)")
+    explore.add_argument("--seed", type=int, default=0)
+    explore.add_argument("--steps", type=int, default=6, help="most calls in one sequence")
+    explore.add_argument("--examples", type=int, default=40, help="sequences tried per search")
+    explore.add_argument("--sim-profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE)
+    explore.add_argument("--out", type=Path, default=Path("lkdh-out") / "explore", help="where findings go")
+    explore.set_defaults(handler=_explore)
     return parser
 
 
@@ -247,6 +258,27 @@ def _coverage(args: argparse.Namespace) -> int:
         json_path, html_path = write_coverage(report, args.out)
         print(f"wrote {json_path} and {html_path}")
     return EXIT_OK if report.complete else EXIT_FAILED
+
+
+def _explore(args: argparse.Namespace) -> int:
+    """`lkdh explore`: 0 when the target agreed with the model throughout, 1 with findings written."""
+    try:
+        from harness.explore.campaign import Campaign, write_findings
+    except ImportError as error:  # hypothesis is the `explore` extra
+        print(f"lkdh explore needs hypothesis (pip install 'lkdh[explore]'): {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.steps < 1 or args.examples < 1:
+        print("lkdh explore: --steps and --examples must be at least 1", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    campaign = Campaign(seed=args.seed, steps=args.steps, profile=args.sim_profile, examples=args.examples)
+    findings = campaign.run(progress=print)
+    paths = write_findings(findings, args.out, seed=args.seed, profile=args.sim_profile)
+    for path in paths:
+        print(f"wrote {path}")
+    print(
+        f"{len(findings)} disagreements in {campaign.runs} runs on sim/{args.sim_profile} (seed {args.seed})"
+    )
+    return EXIT_FAILED if findings else EXIT_OK
 
 
 if __name__ == "__main__":
