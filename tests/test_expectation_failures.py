@@ -124,8 +124,8 @@ def test_two_blobs_under_one_guid_fail_exactly_one(tmp_path: Path, monkeypatch: 
     """lkmdtel takes secondary data once per dump (F07); a dump with it twice must not pass."""
     original = LiveDumpService._spec
 
-    def twice(self, report, secondary, now, *, live):
-        return original(self, report, secondary * 2, now, live=live)
+    def twice(self, report, secondary, now, thread, *, live):
+        return original(self, report, secondary * 2, now, thread, live=live)
 
     monkeypatch.setattr(LiveDumpService, "_spec", twice)
     text = SECONDARY + "          - {buffer: telemetry}\n"
@@ -139,17 +139,17 @@ def test_two_blobs_under_one_guid_fail_exactly_one(tmp_path: Path, monkeypatch: 
 
 @pytest.mark.parametrize(
     ("count", "expected"),
-    [("{min: 1, max: 10}", "between 1 and 10"), ("{min: 12}", "between 12 and any"), ("10", "10")],
+    [("{min: 1, max: 34}", "between 1 and 34"), ("{min: 36}", "between 36 and any"), ("34", "34")],
 )
 def test_block_count_bounds_fail_naming_the_count(tmp_path: Path, count: str, expected: str) -> None:
-    """The framework's own entries (F16) and the stored block make 11 blocks."""
+    """The framework's own 34 entries (F16, F35) and the stored block make 35 blocks."""
     text = STORED + f"  - create: {{bugcheck_code: 1}}\n    expect: {{dump: {{block_count: {count}}}}}\n"
     failure = only_failure(run_text(tmp_path, text))
     assert failure.startswith(position(tmp_path, text, count + "}") + ":")
-    assert f"expected: {expected}\n" in failure and "found:    11" in failure
+    assert f"expected: {expected}\n" in failure and "found:    35" in failure
 
 
-@pytest.mark.parametrize("count", ["{min: 11, max: 11}", "{min: 0}", "{min: 11}", "11"])
+@pytest.mark.parametrize("count", ["{min: 35, max: 35}", "{min: 0}", "{min: 35}", "35"])
 def test_block_count_bounds_are_inclusive(tmp_path: Path, count: str) -> None:
     text = STORED + f"  - create: {{bugcheck_code: 1}}\n    expect: {{dump: {{block_count: {count}}}}}\n"
     record = run_text(tmp_path, text)
