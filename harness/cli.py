@@ -109,6 +109,37 @@ def _parser() -> argparse.ArgumentParser:
         help="decode the DMF data (collection via P2, modules, configs, contexts)",
     )
     inspect.set_defaults(handler=_inspect)
+
+    defects = commands.add_parser("defects", help="write one upstream Markdown report per known DMF defect")
+    defects.add_argument("paths", nargs="*", type=Path, help="scenario files or folders (default: scenarios)")
+    defects.add_argument("--out", type=Path, required=True, help="folder for <defect id>.md and README.md")
+    defects.add_argument("--run-record", type=Path, default=None, help="a run record of a VM run to quote")
+    defects.add_argument("--facts", type=Path, default=None, help="DMF_FACTS.md (default: ../shared)")
+    defects.add_argument("--doc", type=Path, default=None, help="the module doc (default: ../shared)")
+    defects.set_defaults(handler=_defects)
+
+    coverage = commands.add_parser(
+        "coverage", help="API x IRQL x Verifier x outcome and the DMF facts covered"
+    )
+    coverage.add_argument(
+        "paths", nargs="*", type=Path, help="scenario files or folders (default: scenarios)"
+    )
+    coverage.add_argument(
+        "--out", type=Path, default=None, help="also write coverage.json and coverage.html here"
+    )
+    coverage.add_argument("--facts", type=Path, default=None, help="DMF_FACTS.md (default: ../shared)")
+    coverage.set_defaults(handler=_coverage)
+
+    explore = commands.add_parser(
+        "explore", help="generate call sequences, check them against the contract model"
+    )
+    explore.add_argument("--target", choices=["sim"], default="sim", help="only the simulator (see README)")
+    explore.add_argument("--seed", type=int, default=0)
+    explore.add_argument("--steps", type=int, default=6, help="most calls in one sequence")
+    explore.add_argument("--examples", type=int, default=40, help="sequences tried per search")
+    explore.add_argument("--sim-profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE)
+    explore.add_argument("--out", type=Path, default=Path("lkdh-out") / "explore", help="where findings go")
+    explore.set_defaults(handler=_explore)
     return parser
 
 
@@ -241,6 +272,81 @@ def _inspect_dmf(dump: KernelDump | UserModeMinidump, *, as_json: bool) -> int:
     data = decode_dmf(dump)
     print(json.dumps(data.as_dict(), indent=2, sort_keys=True) if as_json else describe_dmf(data))
     return EXIT_OK
+
+
+def _defects(args: argparse.Namespace) -> int:
+    """`lkdh defects`: 0 when every report was written, 2 for bad input (scenarios, files)."""
+    from harness.report.defect_pack import DefectPack, RunRecordError, read_run_record
+    from harness.report.defect_sources import DocumentationError, default_doc_path
+    from harness.report.dmf_facts import load_fact_book
+
+    doc_path = args.doc or default_doc_path()
+    try:
+        scenarios = load_scenarios(args.paths or [Path("scenarios")])
+        facts = load_fact_book(args.facts)
+        doc_text = doc_path.read_text(encoding="utf-8")
+        run_record = read_run_record(args.run_record) if args.run_record else None
+    except ScenarioErrors as errors:
+        print(errors, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as error:
+        print(f"lkdh defects: cannot read {error.filename}: {error.strerror}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except RunRecordError as error:
+        print(f"lkdh defects: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    pack = DefectPack(scenarios, facts, doc_text, doc_path.name, run_record, str(args.run_record or ""))
+    try:
+        written = pack.write(args.out)
+    except DocumentationError as error:
+        print(f"lkdh defects: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"wrote {len(written) - 1} defect reports and {written[-1]}")
+    return EXIT_OK
+
+
+def _coverage(args: argparse.Namespace) -> int:
+    """`lkdh coverage`: 0 when nothing is uncovered without a reason, 1 otherwise, 2 for bad input."""
+    from harness.report.coverage import compute_coverage, format_coverage
+    from harness.report.coverage_html import write_coverage
+    from harness.report.dmf_facts import load_fact_book
+
+    try:
+        report = compute_coverage(
+            load_scenarios(args.paths or [Path("scenarios")]), load_fact_book(args.facts)
+        )
+    except ScenarioErrors as errors:
+        print(errors, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as error:
+        print(f"lkdh coverage: cannot read {error.filename}: {error.strerror}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(format_coverage(report))
+    if args.out is not None:
+        json_path, html_path = write_coverage(report, args.out)
+        print(f"wrote {json_path} and {html_path}")
+    return EXIT_OK if report.complete else EXIT_FAILED
+
+
+def _explore(args: argparse.Namespace) -> int:
+    """`lkdh explore`: 0 when the target agreed with the model throughout, 1 with findings written."""
+    try:
+        from harness.explore.campaign import Campaign, write_findings
+    except ImportError as error:  # hypothesis is the `explore` extra
+        print(f"lkdh explore needs hypothesis (pip install 'lkdh[explore]'): {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.steps < 1 or args.examples < 1:
+        print("lkdh explore: --steps and --examples must be at least 1", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    campaign = Campaign(seed=args.seed, steps=args.steps, profile=args.sim_profile, examples=args.examples)
+    findings = campaign.run(progress=print)
+    paths = write_findings(findings, args.out, seed=args.seed, profile=args.sim_profile)
+    for path in paths:
+        print(f"wrote {path}")
+    print(
+        f"{len(findings)} disagreements in {campaign.runs} runs on sim/{args.sim_profile} (seed {args.seed})"
+    )
+    return EXIT_FAILED if findings else EXIT_OK
 
 
 if __name__ == "__main__":

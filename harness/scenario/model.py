@@ -490,16 +490,27 @@ class MachineSpec(StrictModel):
 ParameterValue = str | int | float | bool | None
 
 
+FactId = Annotated[str, Field(pattern=r"^F[0-9]{2}$")]
+"""A DMF_FACTS.md id (F01..F45): a fact of DMF's behaviour a scenario rests on."""
+
+
 class Scenario(StrictModel):
     """One scenario: a named sequence of steps with what each must produce.
 
     `vars`, `parametrize` and `include` steps are expanded by the loader before the model sees the
     document (`expand.py`); `vars` then holds the values each was resolved to, and `parametrize`
     the table as written.
+
+    `facts` lists the DMF_FACTS.md ids whose behaviour the scenario's expectations rest on (what
+    `lkdh coverage` counts; a known defect's own facts count too). Prose in `description` may cite
+    others, for contrast, without claiming to exercise them.
     """
 
     name: Identifier
     description: str = ""
+    facts: list[FactId] = Field(
+        default_factory=list, description="DMF_FACTS.md ids (F01..F45) the expectations rest on"
+    )
     tags: list[str] = Field(default_factory=list)
     requires: list[Feature] = Field(default_factory=list)
     hardware_only: StrictBool = False

@@ -1,0 +1,1 @@
+"""Generated scenarios: a contract model, hypothesis-driven sequences, findings shrunk to YAML."""
