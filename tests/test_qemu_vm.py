@@ -9,6 +9,9 @@ networking with `restrict=on` (the guest reaches nothing outside) and host forwa
 from __future__ import annotations
 
 import shutil
+import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,11 @@ import pytest
 from harness.target.windows.hypervisor import Hypervisor, HypervisorError
 from harness.target.windows.qemu_hypervisor import QemuHypervisor
 from harness.target.windows.qemu_vm import HostForward, QemuVm, QemuVmError, QemuVmSpec
+
+needs_qemu = pytest.mark.skipif(
+    shutil.which("qemu-system-x86_64") is None or shutil.which("qemu-img") is None,
+    reason="qemu-system-x86 / qemu-utils not installed (.ci/run installs them)",
+)
 
 
 def test_the_guest_reaches_nothing_but_its_loopback_forwards() -> None:
@@ -49,10 +57,55 @@ def test_the_qemu_hypervisor_meets_the_hypervisor_interface_and_refuses_a_stoppe
         hypervisor.revert()
 
 
-@pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None, reason="qemu-system-x86 not installed")
+@needs_qemu
 def test_a_qemu_that_cannot_start_says_why(tmp_path: Path) -> None:
     vm = QemuVm(QemuVmSpec("vm", tmp_path / "missing.qcow2", tmp_path, accel="tcg"))
     with pytest.raises(QemuVmError, match="exited at start") as failed:
         vm.start()
     assert "missing.qcow2" in str(failed.value)  # QEMU's own reason, from its log
     assert not vm.running
+
+
+@pytest.fixture
+def bare_vm(tmp_path: Path) -> Iterator[QemuVm]:
+    """A VM with an empty disk and no kernel: its firmware finds nothing to boot and waits, which is
+    all the snapshot jobs, the reset and the power cycle need (the guest-level proof is in
+    test_kvm_guest.py). TCG, 64 MiB: it starts in a second anywhere QEMU is installed."""
+    disk = tmp_path / "empty.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "64M"], check=True)
+    vm = QemuVm(QemuVmSpec("bare", disk, tmp_path / "state", memory_mib=64, accel="tcg"))
+    vm.start()
+    try:
+        yield vm
+    finally:
+        vm.stop()
+
+
+@needs_qemu
+def test_snapshot_jobs_reset_and_power_cycle_on_a_real_qemu(bare_vm: QemuVm) -> None:
+    hypervisor = QemuHypervisor(bare_vm, snapshot="clean")
+    assert hypervisor.snapshots() == []
+    with pytest.raises(HypervisorError, match="no snapshot 'clean'"):
+        hypervisor.check()
+    hypervisor.take_snapshot()
+    assert hypervisor.snapshots() == ["clean"]
+    assert "VM is running, snapshot exists" in hypervisor.check()
+    hypervisor.revert()
+    assert bare_vm.qmp().execute("query-status")["status"] == "running"
+    since = time.monotonic()
+    hypervisor.reset()
+    reset = bare_vm.qmp().wait_for("RESET", since=since, timeout=30)
+    assert reset is not None and reset.data.get("guest") is False  # pressed by the host, not the guest
+    first = bare_vm.process.pid if bare_vm.process else None
+    hypervisor.power_cycle()
+    assert bare_vm.running and bare_vm.process is not None and bare_vm.process.pid != first
+    assert hypervisor.snapshots() == ["clean"]  # kept in the qcow2 file across the cycle
+    hypervisor.revert()
+
+
+@needs_qemu
+def test_a_snapshot_job_that_qemu_refuses_is_a_hypervisor_error(bare_vm: QemuVm) -> None:
+    with pytest.raises(HypervisorError, match="bare"):
+        QemuHypervisor(bare_vm, snapshot="x")._job(
+            "snapshot-load", {"tag": "x", "vmstate": "nope", "devices": []}
+        )

@@ -71,7 +71,8 @@ class QmpMonitor:
 
     async def _connect(self) -> None:
         await self._client.connect(str(self.socket_path))
-        asyncio.get_running_loop().create_task(self._pump())
+        # Held here: the event loop keeps only a weak reference to a task.
+        self._pump_task = asyncio.get_running_loop().create_task(self._pump())
 
     async def _pump(self) -> None:
         while True:  # drains the client's default listener, so its queue never grows
@@ -132,7 +133,16 @@ class QmpMonitor:
                 self._call(self._client.disconnect(), 5.0, "disconnect")
         self._stop_loop()
 
+    @staticmethod
+    async def _cancel_pending() -> None:
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     def _stop_loop(self) -> None:
+        with contextlib.suppress(QmpError):
+            self._call(self._cancel_pending(), 5.0, "shutdown")
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5.0)
         if not self._thread.is_alive():
