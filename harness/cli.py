@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.dump import DumpFormatError, describe, open_dump, summary
+from harness.report.journal import JournalError, RunJournal, read_journal, record_from_json
 from harness.report.run_log import RunLog
 from harness.report.run_record import write_run_record
 from harness.report.table import TerminalProgress, result_table, totals_line
@@ -54,6 +55,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--out", type=Path, default=Path("lkdh-out"), help="where dumps and the run record go")
     run.add_argument("-v", "--verbose", action="store_true", help="print each step as it finishes")
+    journal = run.add_mutually_exclusive_group()
+    journal.add_argument(
+        "--journal", type=Path, default=None, help="append each step and dump to FILE, fsynced (crash-safe)"
+    )
+    journal.add_argument(
+        "--resume", type=Path, default=None, metavar="FILE", help="continue the run journalled in FILE"
+    )
     run.set_defaults(handler=_run)
 
     check = commands.add_parser("check", help="validate scenario files without running them")
@@ -86,19 +94,30 @@ def _run(args: argparse.Namespace) -> int:
         print(errors, file=sys.stderr)
         return EXIT_BAD_INPUT
     records = []
+    try:
+        done = read_journal(args.resume).finished if args.resume else {}
+    except JournalError as error:
+        print(f"lkdh: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    journal_path = args.journal or args.resume
+    journal = [RunJournal(journal_path)] if journal_path else []
     factory = TargetFactory(sim_profile=args.sim_profile, target_config=args.target_config)
     try:
         for loaded in scenarios:
+            if loaded.scenario.name in done:  # finished before the cut: its result stands
+                records.append(record_from_json(done[loaded.scenario.name]))
+                continue
             output = args.out / loaded.scenario.name / args.target
             with factory.target(args.target, output) as target:
-                records.append(
-                    run_scenario(loaded, target, [TerminalProgress(verbose=args.verbose), RunLog(output)])
-                )
+                listeners = [TerminalProgress(verbose=args.verbose), RunLog(output), *journal]
+                records.append(run_scenario(loaded, target, listeners))
     except TargetError as error:
         print(f"lkdh: {error}", file=sys.stderr)
         return EXIT_TARGET
     finally:
         factory.close()
+        for open_journal in journal:
+            open_journal.close()
     print(result_table(records))
     print()
     for record in records:
