@@ -22,6 +22,7 @@ from harness.report.allure_files import write_allure_files, write_executor
 from harness.report.allure_labels import as_run_names_it
 from harness.report.allure_results import AllureScenarioResult, options_from
 from harness.report.dump_map import DumpMapFiles
+from harness.report.journal import JournalError, RunJournal, read_journal, record_from_json
 from harness.report.progress import LiveProgress
 from harness.report.run_log import RunLog
 from harness.report.run_record import write_run_record
@@ -81,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="BYTES",
         help="attach dump files up to this size (default 8 MiB); larger ones are named, not attached",
+    )
+    journal = run.add_mutually_exclusive_group()
+    journal.add_argument(
+        "--journal", type=Path, default=None, help="append each step and dump to FILE, fsynced (crash-safe)"
+    )
+    journal.add_argument(
+        "--resume", type=Path, default=None, metavar="FILE", help="continue the run journalled in FILE"
     )
     run.set_defaults(handler=_run)
 
@@ -152,11 +160,21 @@ def _run(args: argparse.Namespace) -> int:
     if args.alluredir is not None and args.clean_alluredir and args.alluredir.is_dir():
         shutil.rmtree(args.alluredir)
     records = []
+    try:
+        done = read_journal(args.resume).finished if args.resume else {}
+    except JournalError as error:
+        print(f"lkdh: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    journal_path = args.journal or args.resume
+    journal = [RunJournal(journal_path)] if journal_path else []
     factory = TargetFactory(sim_profile=args.sim_profile, target_config=args.target_config)
     try:
         with LiveProgress(len(scenarios), verbose=args.verbose) as progress:
             for loaded in scenarios:
-                records.append(_run_one(loaded, factory, progress, args))
+                if loaded.run_name in done:  # finished before the cut: its result stands
+                    records.append(record_from_json(done[loaded.run_name]))
+                    continue
+                records.append(_run_one(loaded, factory, progress, args, journal))
     except TargetError as error:
         print(f"lkdh: {error}", file=sys.stderr)
         return EXIT_TARGET
@@ -164,6 +182,8 @@ def _run(args: argparse.Namespace) -> int:
         factory.close()
         if args.alluredir is not None:
             _write_allure_environment(args, factory, records)
+        for open_journal in journal:
+            open_journal.close()
     print(result_table(records))
     print()
     for record in records:
@@ -179,11 +199,15 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_one(
-    loaded: LoadedScenario, factory: TargetFactory, progress: LiveProgress, args: argparse.Namespace
+    loaded: LoadedScenario,
+    factory: TargetFactory,
+    progress: LiveProgress,
+    args: argparse.Namespace,
+    journal: Sequence[RunListener] = (),
 ) -> RunRecord:
     """One scenario with every listener `lkdh run` has: progress, run log, dump maps, Allure."""
     output = args.out / loaded.folder_name / args.target
-    listeners: list[RunListener] = [progress, RunLog(output), DumpMapFiles()]
+    listeners: list[RunListener] = [progress, RunLog(output), DumpMapFiles(), *journal]
     allure = None
     if args.alluredir is not None:
         allure = AllureScenarioResult(

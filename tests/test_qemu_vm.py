@@ -1,0 +1,111 @@
+"""The QEMU command line and the QEMU hypervisor's shape, checked without starting a VM.
+
+What a VM is allowed to reach is decided here, so it is asserted on the argv QEMU is given: user
+networking with `restrict=on` (the guest reaches nothing outside) and host forwards bound to
+127.0.0.1 only; pvpanic with `-action panic=none` (QEMU reports the panic, the guest reboots itself);
+`-S`, so the monitor is connected before the first instruction runs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.target.windows.hypervisor import Hypervisor, HypervisorError
+from harness.target.windows.qemu_hypervisor import QemuHypervisor
+from harness.target.windows.qemu_vm import HostForward, QemuVm, QemuVmError, QemuVmSpec
+
+needs_qemu = pytest.mark.skipif(
+    shutil.which("qemu-system-x86_64") is None or shutil.which("qemu-img") is None,
+    reason="qemu-system-x86 / qemu-utils not installed (.ci/run installs them)",
+)
+
+
+def test_the_guest_reaches_nothing_but_its_loopback_forwards() -> None:
+    spec = QemuVmSpec("vm", Path("d.qcow2"), Path("s"), forwards=(HostForward(2222, 22),))
+    argv = spec.argv(Path("/tmp/q.sock"))
+    netdev = argv[argv.index("-netdev") + 1].split(",")
+    assert netdev[0] == "user" and "restrict=on" in netdev
+    assert [o for o in netdev if o.startswith("hostfwd=")] == ["hostfwd=tcp:127.0.0.1:2222-:22"]
+    assert argv.count("-netdev") == 1 and "-nodefaults" in argv  # no default NIC beside it
+
+
+def test_panics_are_reported_and_the_monitor_comes_first() -> None:
+    argv = QemuVmSpec("vm", Path("d.qcow2"), Path("s")).argv(Path("/tmp/q.sock"))
+    assert "pvpanic" in argv and argv[argv.index("-action") + 1] == "panic=none"
+    assert "-S" in argv
+    assert argv[argv.index("-qmp") + 1] == "unix:/tmp/q.sock,server=on,wait=off"
+    console = argv[argv.index("-chardev") + 1]
+    assert console.startswith("file,") and console.endswith("append=on")
+
+
+def test_without_kvm_the_cpu_is_emulated() -> None:
+    argv = QemuVmSpec("vm", Path("d.qcow2"), Path("s"), accel="tcg").argv(Path("/tmp/q.sock"))
+    assert "q35,accel=tcg" in argv and argv[argv.index("-cpu") + 1] == "max"
+
+
+def test_the_qemu_hypervisor_meets_the_hypervisor_interface_and_refuses_a_stopped_vm() -> None:
+    vm = QemuVm(QemuVmSpec("vm", Path("/nonexistent/disk.qcow2"), Path("/nonexistent")))
+    hypervisor: Hypervisor = QemuHypervisor(vm, snapshot="clean")
+    assert "VM 'vm'" in hypervisor.describe() and "snapshot 'clean'" in hypervisor.describe()
+    with pytest.raises(HypervisorError, match="VM vm is not running"):
+        hypervisor.revert()
+
+
+@needs_qemu
+def test_a_qemu_that_cannot_start_says_why(tmp_path: Path) -> None:
+    vm = QemuVm(QemuVmSpec("vm", tmp_path / "missing.qcow2", tmp_path, accel="tcg"))
+    with pytest.raises(QemuVmError, match="exited at start") as failed:
+        vm.start()
+    assert "missing.qcow2" in str(failed.value)  # QEMU's own reason, from its log
+    assert not vm.running
+
+
+@pytest.fixture
+def bare_vm(tmp_path: Path) -> Iterator[QemuVm]:
+    """A VM with an empty disk and no kernel: its firmware finds nothing to boot and waits, which is
+    all the snapshot jobs, the reset and the power cycle need (the guest-level proof is in
+    test_kvm_guest.py). TCG, 64 MiB: it starts in a second anywhere QEMU is installed."""
+    disk = tmp_path / "empty.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "64M"], check=True)
+    vm = QemuVm(QemuVmSpec("bare", disk, tmp_path / "state", memory_mib=64, accel="tcg"))
+    vm.start()
+    try:
+        yield vm
+    finally:
+        vm.stop()
+
+
+@needs_qemu
+def test_snapshot_jobs_reset_and_power_cycle_on_a_real_qemu(bare_vm: QemuVm) -> None:
+    hypervisor = QemuHypervisor(bare_vm, snapshot="clean")
+    assert hypervisor.snapshots() == []
+    with pytest.raises(HypervisorError, match="no snapshot 'clean'"):
+        hypervisor.check()
+    hypervisor.take_snapshot()
+    assert hypervisor.snapshots() == ["clean"]
+    assert "VM is running, snapshot exists" in hypervisor.check()
+    hypervisor.revert()
+    assert bare_vm.qmp().execute("query-status")["status"] == "running"
+    since = time.monotonic()
+    hypervisor.reset()
+    reset = bare_vm.qmp().wait_for("RESET", since=since, timeout=30)
+    assert reset is not None and reset.data.get("guest") is False  # pressed by the host, not the guest
+    first = bare_vm.process.pid if bare_vm.process else None
+    hypervisor.power_cycle()
+    assert bare_vm.running and bare_vm.process is not None and bare_vm.process.pid != first
+    assert hypervisor.snapshots() == ["clean"]  # kept in the qcow2 file across the cycle
+    hypervisor.revert()
+
+
+@needs_qemu
+def test_a_snapshot_job_that_qemu_refuses_is_a_hypervisor_error(bare_vm: QemuVm) -> None:
+    with pytest.raises(HypervisorError, match="bare"):
+        QemuHypervisor(bare_vm, snapshot="x")._job(
+            "snapshot-load", {"tag": "x", "vmstate": "nope", "devices": []}
+        )
