@@ -40,6 +40,11 @@ def kvm_missing_reason() -> str | None:
     except OSError as error:
         return f"/dev/kvm is not usable here ({error.strerror}): the KVM guest tests need it"
     os.close(fd)
+    if accelerator() == "tcg" and os.environ.get("LKDH_KVM_ACCEL") != "tcg":
+        return (
+            "/dev/kvm here is PVM (kvm_pvm), under which Debian's kernel does not boot; the guest "
+            "tests would run under TCG emulation (about 8 minutes): set LKDH_KVM_ACCEL=tcg to run them"
+        )
     if shutil.which(QEMU) is None:
         return f"{QEMU} not found (.ci/run installs qemu-system-x86)"
     return kvm_image.missing_reason()
