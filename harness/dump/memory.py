@@ -32,6 +32,7 @@ from .secondary import walk_blob_chain
 MEMORY_DUMP_TYPES = (L.DUMP_TYPE_FULL, L.DUMP_TYPE_BITMAP_FULL, L.DUMP_TYPE_BITMAP_KERNEL)
 SUMMARY_RANGES = 1000  # ranges listed in summary(); range_count gives the total
 BATCH_SLICE = 8192  # addresses per vector pass of try_read_u64 (see there)
+SORT_SHIFT = 21  # large batches are grouped by VA bits 36:21: by 2 MiB of virtual space
 
 
 class MemoryDump(KernelDump):
@@ -130,16 +131,19 @@ class MemoryDump(KernelDump):
         Work goes in slices of BATCH_SLICE addresses: every temporary then stays in the CPU cache
         and in the allocator's free lists, where 100,000-element temporaries would each be fresh
         pages from the kernel (a page fault per 4 KiB, which costs more than the arithmetic).
-        A larger batch is walked in address order (and answered in the caller's): neighbouring
-        addresses share page-table pages and data pages, so the walk stays in cache and TLB on a
-        dump of many GiB instead of missing both on every address.
+        A larger batch is walked grouped by 2 MiB of virtual space (and answered in the caller's
+        order): addresses in one group share their page table and the upper-level cache slot, so
+        the walk stays in cache and TLB on a dump of many GiB instead of missing on every address.
         """
         self._require_dtb()
         va = np.asarray(addresses, dtype=np.uint64)
         shape, va = va.shape, va.ravel()
         values = np.zeros(len(va), dtype=np.uint64)
         fault = np.zeros(len(va), dtype=np.int8)
-        order = np.argsort(va) if len(va) > BATCH_SLICE else None
+        order = None
+        if len(va) > BATCH_SLICE:  # 16-bit keys sort by radix (stable), three times faster than u64
+            key = ((va >> np.uint64(SORT_SHIFT)) & np.uint64(0xFFFF)).astype(np.uint16)
+            order = np.argsort(key, kind="stable")
         ordered = va if order is None else va[order]
         for start in range(0, len(va), BATCH_SLICE):
             part = slice(start, start + BATCH_SLICE)

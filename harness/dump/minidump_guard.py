@@ -1,9 +1,11 @@
 """Checks a user-mode minidump ("MDMP") before the ``minidump`` package trusts it.
 
 ``minidump`` (PyPI) parses well-formed files well but believes every count and size it reads: a list
-stream whose count is 2^32 makes it loop four billion times reading zeros past its chunk, a stream
-or string size of 4 GiB becomes a 4 GiB ``read()`` buffer, and a handle's object-information list
-that points back at itself never ends. Rather than patch the package, the harness checks the
+stream whose count is 2^32 makes it loop four billion times reading zeros past its chunk, and a
+stream or string size of 4 GiB becomes a 4 GiB ``read()`` buffer. A handle's object-information
+list is checked too: minidump 0.0.24 reads only its first node (it never sets ``NextInfo``), but a
+list that returns to itself is malformed, and a version that follows it would never end. Rather
+than patch the package, the harness checks the
 structures it walks (MSDN "MINIDUMP_HEADER", "MINIDUMP_DIRECTORY" and the list streams, sizes as
 the package reads them) and gives it a file object whose reads never ask for more than the file
 holds. Every failure is a DumpFormatError naming the field and its file offset.
