@@ -81,7 +81,8 @@ def test_the_section_has_an_example_of_every_construct() -> None:
 
 @pytest.mark.parametrize("example", SCENARIO_FILES, ids=lambda e: e.name)
 def test_example_checks_clean_and_matches_the_schema(folder: Path, example: Example) -> None:
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema  # a dev dependency (pyproject.toml)
+
     from harness.scenario import scenario_json_schema
 
     report = check_paths([folder / example.name])

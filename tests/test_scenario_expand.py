@@ -367,7 +367,8 @@ def test_pytest_makes_one_item_per_row_and_target_and_skips_step_files(pytester:
 
 
 def test_the_schema_knows_vars_parametrize_and_include() -> None:
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema  # a dev dependency (pyproject.toml)
+
     from harness.scenario import scenario_json_schema
 
     validator = jsonschema.Draft202012Validator(scenario_json_schema())

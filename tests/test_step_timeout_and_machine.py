@@ -12,6 +12,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from driver_package import BuiltPackage
+from signing import SigningIdentity
 from test_windows_machine import Lab, build_lab
 
 from harness.runner import run_scenario
@@ -133,9 +135,12 @@ def test_a_setting_that_removes_a_required_feature_skips_with_the_reason(tmp_pat
 
 
 def test_the_windows_target_skips_machine_settings_with_its_reason(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    packages: dict[str, BuiltPackage],
+    identity: SigningIdentity,
 ) -> None:
-    lab = build_lab(tmp_path, monkeypatch)
+    lab = build_lab(tmp_path, monkeypatch, packages, identity)
     [loaded] = scenarios(tmp_path, "name: n\nmachine: {verifier: false}\nsteps: [reboot: true]\n")
     record = run_scenario(loaded, lab.machine)
     assert record.outcome == "skipped"
@@ -145,8 +150,13 @@ def test_the_windows_target_skips_machine_settings_with_its_reason(
 
 
 @pytest.fixture
-def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Lab:
-    lab = build_lab(tmp_path, monkeypatch)
+def lab(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    packages: dict[str, BuiltPackage],
+    identity: SigningIdentity,
+) -> Lab:
+    lab = build_lab(tmp_path, monkeypatch, packages, identity)
     lab.machine.prepare()
     return lab
 
@@ -183,7 +193,8 @@ def test_a_wait_on_the_vm_sleeps_only_until_its_deadline(lab: Lab) -> None:
 
 
 def test_the_schema_knows_timeout_and_machine() -> None:
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema  # a dev dependency (pyproject.toml)
+
     from harness.scenario import scenario_json_schema
 
     schema = scenario_json_schema()

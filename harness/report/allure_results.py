@@ -156,6 +156,8 @@ class AllureScenarioResult(RunListener):
         result.description = meta.description(self.loaded, record)
         result.labels = meta.labels(self.loaded, record)
         result.parameters = meta.parameters(record, self._os_build)
+        if self.loaded.row is not None:  # each parametrize row its own test case (as in pytest)
+            result.parameters.append(Parameter("row", self.loaded.row.id))
         defect = self.loaded.scenario.known_defect
         if defect is not None:
             result.links = [meta.defect_link(defect.id, self.options.defect_pack, self.options.environ)]

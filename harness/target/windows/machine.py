@@ -179,15 +179,18 @@ class WindowsMachine(Target):
             self._deadline = None
 
     def _still_on_this_boot(self) -> bool:
+        """The machine answers from the boot the step started on (BootIdentity, not the clock)."""
+        if self._boot is None:
+            return False
         try:
-            return self.guest.boot_time() == self._boot
+            return not self.guest.boot_identity().is_later_boot_than(self._boot)
         except SessionError:
             return False  # down: a crash in progress, which _after_lost_command waits out
 
-    def _restart(self, timeout: float | None) -> float:
+    def _restart(self, timeout: float | None) -> BootIdentity:
         if timeout is None:
             return restart(self.guest)
-        before = self.guest.boot_time()
+        before = self.guest.boot_identity()
         self.guest.script("restart-computer", {"delay_seconds": 2})
         try:
             return self.guest.wait_for_new_boot(before, timeout=timeout)
