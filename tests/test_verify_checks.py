@@ -233,7 +233,15 @@ def test_excludes_counts_and_lists_at_most_four_overlapping_blocks(tmp_path: Pat
 
 @pytest.mark.parametrize(
     ("start", "length", "overlaps"),
-    [(A - 8, 8, False), (A - 8, 9, True), (A + 15, 1, True), (A + 16, 4, False), (A + 16, 0, False)],
+    [
+        (A - 8, 8, False),
+        (A - 8, 9, True),
+        (A - 1, 1, False),
+        (A - 1, 0, False),
+        (A + 15, 1, True),
+        (A + 16, 4, False),
+        (A + 16, 0, False),
+    ],
 )
 def test_excludes_overlap_boundaries(tmp_path: Path, start: int, length: int, overlaps: bool) -> None:
     """The block is [A, A+16): a range ending at A or starting at A+16 only touches it."""
@@ -353,6 +361,17 @@ def test_status_defaults_to_success_and_names_both(tmp_path: Path) -> None:
     ]
     assert check_outcome(Expect(), OpResult(0, crash=CRASH)) == [
         Mismatch(("expect",), "the machine bugchecked unexpectedly", "no bugcheck", describe_crash(CRASH))
+    ]
+
+
+def test_a_status_without_detail_says_nothing_more() -> None:
+    assert check_outcome(Expect(), OpResult(0xC000000D)) == [
+        Mismatch(
+            ("expect", "status"),
+            "the operation returned a different status",
+            "STATUS_SUCCESS (0x00000000)",
+            "STATUS_INVALID_PARAMETER (0xC000000D)",
+        )
     ]
 
 
