@@ -233,7 +233,15 @@ def test_excludes_counts_and_lists_at_most_four_overlapping_blocks(tmp_path: Pat
 
 @pytest.mark.parametrize(
     ("start", "length", "overlaps"),
-    [(A - 8, 8, False), (A - 8, 9, True), (A + 15, 1, True), (A + 16, 4, False), (A + 16, 0, False)],
+    [
+        (A - 8, 8, False),
+        (A - 8, 9, True),
+        (A - 1, 1, False),
+        (A - 1, 0, False),
+        (A + 15, 1, True),
+        (A + 16, 4, False),
+        (A + 16, 0, False),
+    ],
 )
 def test_excludes_overlap_boundaries(tmp_path: Path, start: int, length: int, overlaps: bool) -> None:
     """The block is [A, A+16): a range ending at A or starting at A+16 only touches it."""
@@ -353,6 +361,17 @@ def test_status_defaults_to_success_and_names_both(tmp_path: Path) -> None:
     ]
     assert check_outcome(Expect(), OpResult(0, crash=CRASH)) == [
         Mismatch(("expect",), "the machine bugchecked unexpectedly", "no bugcheck", describe_crash(CRASH))
+    ]
+
+
+def test_a_status_without_detail_says_nothing_more() -> None:
+    assert check_outcome(Expect(), OpResult(0xC000000D)) == [
+        Mismatch(
+            ("expect", "status"),
+            "the operation returned a different status",
+            "STATUS_SUCCESS (0x00000000)",
+            "STATUS_INVALID_PARAMETER (0xC000000D)",
+        )
     ]
 
 
@@ -494,3 +513,51 @@ def test_covers_needs_every_segment() -> None:
     assert covers("expect.dump", ("expect", "dump", "contains", 0))
     assert not covers("expect.status", ("expect", "dump"))
     assert not covers("expect.dump.contains.1", ("expect", "dump", "contains", 0))
+
+
+# -- evidence details the first mutation runs left unchecked --------------------------------------
+
+
+def test_a_one_byte_range_at_a_blocks_end_is_contained(tmp_path: Path) -> None:
+    assert check(tmp_path, {"contains": [{"address": A + 15, "length": 1}]}) == []
+    (outside,) = check(tmp_path, {"contains": [{"address": A + 16, "length": 1}]})
+    assert outside.message == f"the dump does not contain 0x{A + 16:X}[0:+1] (0x{A + 16:X}+0x1)"
+
+
+def test_the_nearest_blocks_are_the_three_closest_by_distance(tmp_path: Path) -> None:
+    target = A + 0x4000
+    blocks = [
+        (target - 0x2000, b"w" * 8),
+        (target - 0x100, b"x" * 8),
+        (target + 0x10, b"y" * 8),
+        (target + 0x1000, b"z" * 8),
+    ]
+    (mismatch,) = check(tmp_path, {"contains": [{"address": target, "length": 8}]}, data_blocks=blocks)
+    assert mismatch.found == (
+        f"no block covers it; 4 blocks, nearest: 0x{target + 0x10:X}+0x8, 0x{target - 0x100:X}+0x8, "
+        f"0x{target + 0x1000:X}+0x8"
+    )
+
+
+def test_blobs_of_other_guids_are_listed_with_their_sizes(tmp_path: Path) -> None:
+    other = uuid.UUID(int=7)
+    (mismatch,) = secondary(tmp_path, {"size": 1}, blobs=[(other, b"abc"), (uuid.UUID(int=8), b"de")])
+    assert mismatch.found == f"0; blobs: {other} (3 bytes), {uuid.UUID(int=8)} (2 bytes)"
+
+
+def test_a_blob_longer_than_expected_shows_where_the_expected_bytes_end(tmp_path: Path) -> None:
+    (mismatch,) = secondary(tmp_path, {"hex": b"telemetr".hex()})
+    assert mismatch.message.endswith("(first difference at byte 8 of 8 expected / 9 found; bytes from 0)")
+    (beyond,) = secondary(
+        tmp_path, {"hex": (b"0123456789abcdef").hex()}, blobs=[(GUID, b"0123456789abcdefXYZ")]
+    )
+    assert beyond.message.endswith("(first difference at byte 16 of 16 expected / 19 found; bytes from 16)")
+    assert (beyond.expected, beyond.found) == ("(empty)", "58 59 5A")
+
+
+def test_an_unset_code_or_parameter_reads_as_page_fill(tmp_path: Path) -> None:
+    page = 0x45474150  # "PAGE": the header's fill where Windows wrote nothing
+    (code,) = check(tmp_path, None, bugcheck_code=page)
+    assert code.found == "unset (PAGE fill)"
+    (parameter,) = check(tmp_path, {"parameters": [7]}, bugcheck_parameters=(0x4547415045474150, 0, 0, 0))
+    assert parameter.found == "unset (PAGE fill)"
