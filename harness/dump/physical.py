@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import struct
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,8 +44,8 @@ class PageRange:
     file_offset: int
 
 
-class PageIndex:
-    """What both indexes offer; ``file_offsets`` returns -1 for frames the dump does not hold."""
+class PageIndex(ABC):
+    """What both indexes offer (bitmap and run list); ``file_offsets`` returns -1 for frames the dump does not hold."""
 
     kind: str
     described_pages: int  # one past the highest frame the dump could describe
@@ -52,15 +53,17 @@ class PageIndex:
     data_start: int  # file offset of the first stored page
     data_end: int  # one past the last stored page: where secondary data may follow
 
+    @abstractmethod
     def file_offset(self, pfn: int) -> int | None:
-        raise NotImplementedError
+        """Where frame ``pfn`` is stored in the file, or None when the dump does not hold it."""
 
+    @abstractmethod
     def file_offsets(self, pfns: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """``file_offset`` for an array of frames at once (-1 where absent)."""
 
+    @abstractmethod
     def ranges(self, limit: int) -> tuple[list[PageRange], int]:
         """The first ``limit`` ranges of consecutive present frames, and how many there are in all."""
-        raise NotImplementedError
 
 
 class BitmapIndex(PageIndex):
