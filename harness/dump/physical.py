@@ -45,7 +45,8 @@ class PageRange:
 
 
 class PageIndex(ABC):
-    """What both indexes offer (bitmap and run list); ``file_offsets`` returns -1 for frames the dump does not hold."""
+    """What both indexes offer (bitmap and run list); ``file_offsets`` returns -1 for frames the
+    dump does not hold."""
 
     kind: str
     described_pages: int  # one past the highest frame the dump could describe
