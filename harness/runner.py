@@ -62,6 +62,7 @@ from harness.verify import (
     check_crash_dump,
     check_dump,
     check_dump_count,
+    check_dump_folder,
     check_outcome,
     check_value,
 )
@@ -231,17 +232,23 @@ class ScenarioRun:
             self._forget_boot()
         new = self._collect()
         record.dumps = new
-        mismatches = self._check_once(step, op, result, new)
+        mismatches = self._check_once(step, op, result, new, views)
         self._map_dumps(record, new, views)
         return mismatches
 
     def _check_once(
-        self, step: StepBase, op: Op, result: OpResult, new: list[CollectedDump]
+        self,
+        step: StepBase,
+        op: Op,
+        result: OpResult,
+        new: list[CollectedDump],
+        views: dict[str, BufferView] | None = None,
     ) -> list[Mismatch]:
         mismatches = check_outcome(step.expect, result)
         if result.crash is not None:
             crash_dumps = [d for d in new if d.kind == "crash"]
-            mismatches += check_crash_dump(step.expect, result.crash, crash_dumps)
+            context = self._context(views, None) if views is not None else None
+            mismatches += check_crash_dump(step.expect, result.crash, crash_dumps, context)
         elif isinstance(step, QueryStep):
             mismatches += check_value(step.expect, result.value)
         elif isinstance(op, Create | IoctlCreate) and not mismatches:
@@ -255,13 +262,14 @@ class ScenarioRun:
         if mismatches or not live:
             return mismatches
         context = self._context(self._buffer_views(), _requested_bugcheck_code(op))
+        folder = check_dump_folder(step.expect, live[0])
         try:
             with KernelDump(live[0].path) as dump:
-                mismatches = check_dump(step.expect.dump, dump, context)
+                mismatches = folder + check_dump(step.expect.dump, dump, context)
                 self.evidence[live[0].path] = dump_evidence(dump, step.expect.dump, context)
                 return mismatches
         except DumpFormatError as error:
-            return [Mismatch(("expect", "dump"), f"the live dump is malformed: {error}")]
+            return [*folder, Mismatch(("expect", "dump"), f"the live dump is malformed: {error}")]
 
     def _buffer_views(self) -> dict[str, BufferView]:
         return {

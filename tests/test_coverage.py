@@ -13,6 +13,7 @@ from harness.cli import main
 from harness.report.coverage import (
     CELL_REASONS,
     UNSHOWABLE_FACTS,
+    VERIFIER_CELL_REASONS,
     compute_coverage,
     format_coverage,
 )
@@ -90,6 +91,37 @@ def test_uncovered_cells_are_those_without_steps_or_reason(tmp_path: Path) -> No
     assert "  remove           DISPATCH_LEVEL UNCOVERED" in format_coverage(report)
 
 
+def test_each_reached_cell_needs_verifier_on_and_off_and_target_proves_neither(tmp_path: Path) -> None:
+    report = small_report(tmp_path)
+    uncovered = set(report.uncovered_verifier_cells())
+    assert ("store", Irql.PASSIVE_LEVEL, "off") in uncovered  # only `requires: [verifier]` stores
+    assert ("store", Irql.PASSIVE_LEVEL, "on") not in uncovered
+    # failing_calls leaves Verifier to the target: neither state is covered by it
+    assert {("remove", Irql.PASSIVE_LEVEL, "on"), ("remove", Irql.PASSIVE_LEVEL, "off")} <= uncovered
+    assert ("store", Irql.DISPATCH_LEVEL, "off") not in uncovered  # a stated reason (F14)
+    assert not {cell for cell in uncovered if cell[:2] in CELL_REASONS}  # unreachable in both states
+    assert not report.complete
+    text = format_coverage(report)
+    assert "verifier off: UNCOVERED" in text and "verifier off: no outcome stated: without Driver" in text
+    cell = next(c for c in report.as_json()["cells"] if (c["api"], c["irql"]) == ("store", "DISPATCH_LEVEL"))
+    assert cell["verifier"]["on"] == {"covered": True, "reason": None}
+    assert cell["verifier"]["off"]["reason"] == VERIFIER_CELL_REASONS[("store", Irql.DISPATCH_LEVEL, "off")]
+
+
+def test_a_reason_for_a_verifier_cell_a_scenario_covers_is_stale(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "name: s\nmachine: {verifier: false}\nsteps:\n  - alloc: {name: a, size: 8}\n"
+        "  - store: a\n    irql: DISPATCH_LEVEL\n"
+    )
+    report = compute_coverage(load_scenario_file(path), BUILT_IN)
+    assert report.stale_cell_reasons() == [("store", Irql.DISPATCH_LEVEL, "off")]
+    assert "reason for store DISPATCH_LEVEL verifier off is stale" in format_coverage(report)
+    assert report.as_json()["stale_cell_reasons"] == [
+        {"api": "store", "irql": "DISPATCH_LEVEL", "verifier": "off"}
+    ]
+
+
 def test_facts_come_from_the_field_and_the_known_defect_and_nothing_is_dropped(tmp_path: Path) -> None:
     report = small_report(tmp_path)
     state = {fact.id: (fact.state, fact.scenarios) for fact in report.facts}
@@ -119,11 +151,14 @@ def test_facts_field_is_a_list_of_fact_ids_with_a_position(tmp_path: Path, value
 
 
 def test_the_shipped_suite_leaves_nothing_uncovered_without_a_reason() -> None:
-    """Done means (issue 11): no fact and no API x IRQL cell is uncovered without a stated reason,
-    and no reason is stale. Uses the real DMF_FACTS.md when present, the built-in ids otherwise."""
+    """Done means (issue 11): no fact, no API x IRQL cell and no API x IRQL x Verifier cell is
+    uncovered without a stated reason, and no reason is stale, so a scenario removed or a fact
+    dropped from one fails here. Uses the real DMF_FACTS.md when present, the built-in ids otherwise."""
     report = compute_coverage(load_scenarios(REPO_ROOT / "scenarios"), load_fact_book())
     assert report.uncovered_facts() == []
     assert report.uncovered_cells() == []
+    assert report.uncovered_verifier_cells() == []
+    assert report.stale_cell_reasons() == []
     assert report.unknown_citations == []
     assert [fact.id for fact in report.facts if fact.stale_reason] == []
     assert report.complete

@@ -8,7 +8,8 @@ Two views, both computed without a target (DESIGN.md: coverage is a property of 
   (a failure status), `bugcheck`, `no dump`). Verifier is `on` when the scenario `requires:
   [verifier]` or its `machine:` settings turn it on, `off` when they turn it off, and `target` when
   the scenario leaves it to the target. An API x IRQL cell no scenario reaches must have a reason
-  in `CELL_REASONS`.
+  in `CELL_REASONS`; and each reached cell must be reached with Verifier on and with it off
+  (`target` proves neither), or have a reason in `VERIFIER_CELL_REASONS`.
 - the **facts**: every DMF_FACTS.md id (parsed from the reference, else `FACT_IDS`) with the
   scenarios that rest on it. A scenario declares them in `facts: [F13, F33]`; its known defect's
   facts count too. A fact no scenario can show is listed with its reason from `UNSHOWABLE_FACTS`;
@@ -46,29 +47,33 @@ CELL_REASONS: dict[tuple[str, Irql], str] = {
     ("ioctl_create", Irql.DISPATCH_LEVEL): "an application's DeviceIoControl reaches the handler at "
     "PASSIVE_LEVEL (F31); no caller can choose another IRQL",
 }
-"""API x IRQL cells no scenario can reach, with the reason."""
+"""API x IRQL cells no scenario can reach, with the reason (for Verifier on and off alike)."""
 
-_MACHINE = "needs per-scenario machine settings (`machine:`, issue 11 part A), not in this language yet"
+STATED_VERIFIER_STATES = ("on", "off")
+"""The Verifier states a cell must be covered in; `target` (left to the target) proves neither."""
+
+_INTERMITTENT = (
+    "without Driver Verifier {what} at DISPATCH_LEVEL faults only when the page is out or the lock "
+    "contended: undefined and intermittent on a real machine (F14), so no scenario can state a "
+    "repeatable outcome (the simulator lets the call through)"
+)
+VERIFIER_CELL_REASONS: dict[tuple[str, Irql, str], str] = {
+    ("store", Irql.DISPATCH_LEVEL, "off"): _INTERMITTENT.format(what="the paged wait-lock helper (F38)"),
+    ("remove", Irql.DISPATCH_LEVEL, "off"): _INTERMITTENT.format(what="the paged wait-lock helper (F38)"),
+    ("create", Irql.DISPATCH_LEVEL, "off"): _INTERMITTENT.format(what="the paged routine (F29)"),
+    ("store_collection", Irql.DISPATCH_LEVEL, "off"): _INTERMITTENT.format(what="the paged routine (F30)"),
+}
+"""API x IRQL x Verifier cells no scenario can state an outcome for, with the reason. An entry for a
+cell some scenario covers is reported as stale."""
+
 UNSHOWABLE_FACTS: dict[str, str] = {
-    "F19": "build-time: the header's triage and secondary-data maxima are constants nothing enforces; "
-    "no call can observe an unenforced constant",
     "F43": "build-time: only a driver built against a debug (checked) DMF asserts the input size; the "
     "shipped test driver is a release build",
-    "F44": "build-time: which WDK and NTDDI target the driver was compiled with; a scenario runs on "
-    "one build",
-    "F04": "a NULL module handle is unreachable through the test driver (F42) and a pre-RS3 build "
-    + _MACHINE,
-    "F05": "ReportType shows only in the LiveKernelReports folder name, which no expectation reads; "
-    + _MACHINE,
-    "F09": f"the dump folder is not an expectation and the WER policy that refuses dumps {_MACHINE}",
-    "F21": f"an all-zero GuidSecondaryData {_MACHINE}",
-    "F22": f"IncludeDmfDataInBugCheckTriageDump {_MACHINE}",
-    "F41": "the CrashDump child depends on the target build and IncludeDmfDataInBugCheckTriageDump; "
-    + _MACHINE,
-    "F42": f"the test driver refuses every call without the feature handle (Control.c); pre-RS3 {_MACHINE}",
+    "F44": "build-time: which WDK linked lkmdtel.lib against which NTDDI target the code was compiled "
+    "for; a driver package is one build (its consequence, no dump before RS3, is F04's scenario)",
 }
-"""Facts no scenario in this language can show, with the reason (a build-time fact, or one that waits
-for per-scenario machine settings). An entry for a fact some scenario covers is reported as stale."""
+"""Facts no scenario can show, with the reason (build-time facts). An entry for a fact some scenario
+covers is reported as stale."""
 
 
 @dataclass(frozen=True)
@@ -120,14 +125,40 @@ class CoverageReport:
             if not self.cell_steps(api, irql) and (api, irql) not in CELL_REASONS
         ]
 
+    def uncovered_verifier_cells(self) -> list[tuple[str, Irql, str]]:
+        """API x IRQL x Verifier (on, off) cells no step reaches and no reason explains; a cell
+        whose API x IRQL is unreachable (CELL_REASONS) is explained in both states."""
+        return [
+            (api, irql, state)
+            for api in API_ROUTINES
+            for irql in Irql
+            if (api, irql) not in CELL_REASONS
+            for state in STATED_VERIFIER_STATES
+            if not self.verifier_cell_steps(api, irql, state)
+            and (api, irql, state) not in VERIFIER_CELL_REASONS
+        ]
+
+    def verifier_cell_steps(self, api: str, irql: Irql, state: str) -> list[StepUse]:
+        return [use for use in self.cell_steps(api, irql) if use.verifier == state]
+
+    def stale_cell_reasons(self) -> list[tuple[str, Irql, str]]:
+        """VERIFIER_CELL_REASONS entries for cells a scenario now covers: the table needs updating."""
+        return [cell for cell in VERIFIER_CELL_REASONS if self.verifier_cell_steps(*cell)]
+
     def uncovered_facts(self) -> list[str]:
         return [fact.id for fact in self.facts if fact.state == "uncovered"]
 
     @property
     def complete(self) -> bool:
         """Nothing uncovered without a reason, no unknown id cited, no stale reason."""
-        stale = any(fact.stale_reason for fact in self.facts)
-        return not (self.uncovered_cells() or self.uncovered_facts() or self.unknown_citations or stale)
+        stale = any(fact.stale_reason for fact in self.facts) or bool(self.stale_cell_reasons())
+        return not (
+            self.uncovered_cells()
+            or self.uncovered_verifier_cells()
+            or self.uncovered_facts()
+            or self.unknown_citations
+            or stale
+        )
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -151,7 +182,15 @@ class CoverageReport:
             "uncovered": {
                 "facts": self.uncovered_facts(),
                 "cells": [{"api": api, "irql": irql.name} for api, irql in self.uncovered_cells()],
+                "verifier_cells": [
+                    {"api": api, "irql": irql.name, "verifier": state}
+                    for api, irql, state in self.uncovered_verifier_cells()
+                ],
             },
+            "stale_cell_reasons": [
+                {"api": api, "irql": irql.name, "verifier": state}
+                for api, irql, state in self.stale_cell_reasons()
+            ],
         }
 
 
@@ -195,7 +234,9 @@ def compute_coverage(scenarios: Sequence[LoadedScenario], facts: FactBook) -> Co
         for fact_id in scenario_facts(loaded):
             if fact_id not in facts.facts:
                 report.unknown_citations.append((loaded.scenario.name, fact_id))
-            citing.setdefault(fact_id, []).append(loaded.scenario.name)
+            names = citing.setdefault(fact_id, [])
+            if loaded.scenario.name not in names:  # parametrize rows share a name
+                names.append(loaded.scenario.name)
     for fact_id in facts.facts:
         names = tuple(citing.get(fact_id, ()))
         reason = UNSHOWABLE_FACTS.get(fact_id)
@@ -259,6 +300,15 @@ def _cell_json(report: CoverageReport, api: str, irql: Irql) -> dict[str, Any]:
         "covered": bool(uses),
         "scenarios": sorted({use.scenario for use in uses}),
         "reason": None if uses else CELL_REASONS.get((api, irql)),
+        "verifier": {
+            state: {
+                "covered": bool(report.verifier_cell_steps(api, irql, state)),
+                "reason": None
+                if report.verifier_cell_steps(api, irql, state)
+                else CELL_REASONS.get((api, irql)) or VERIFIER_CELL_REASONS.get((api, irql, state)),
+            }
+            for state in STATED_VERIFIER_STATES
+        },
     }
 
 
@@ -274,6 +324,8 @@ def format_coverage(report: CoverageReport) -> str:
             else:
                 detail = "  ".join(_cell_counts(uses))
             lines.append(f"  {api:<17}{irql.name:<15}{detail}")
+            if uses:
+                lines += _missing_verifier_states(report, api, irql)
     lines.append(f"\nDMF facts ({report.facts_source})")
     for fact in report.facts:
         if fact.state == "covered":
@@ -289,12 +341,29 @@ def format_coverage(report: CoverageReport) -> str:
     lines += [f"  unknown fact {fact} cited by {name}" for name, fact in report.unknown_citations]
     covered = sum(fact.state == "covered" for fact in report.facts)
     unshowable = sum(fact.state == "unshowable" for fact in report.facts)
+    lines += [
+        f"  reason for {api} {irql.name} verifier {state} is stale: a scenario covers it"
+        for api, irql, state in report.stale_cell_reasons()
+    ]
     lines.append(
         f"\n{covered} facts covered, {unshowable} not showable (with reasons), "
         f"{len(report.uncovered_facts())} uncovered; "
-        f"{len(report.uncovered_cells())} API x IRQL cells uncovered"
+        f"{len(report.uncovered_cells())} API x IRQL cells uncovered, "
+        f"{len(report.uncovered_verifier_cells())} API x IRQL x Verifier cells uncovered"
     )
     return "\n".join(lines)
+
+
+def _missing_verifier_states(report: CoverageReport, api: str, irql: Irql) -> list[str]:
+    """One line per stated Verifier state no step of a reached cell runs in: its reason or UNCOVERED."""
+    lines = []
+    for state in STATED_VERIFIER_STATES:
+        if report.verifier_cell_steps(api, irql, state):
+            continue
+        reason = VERIFIER_CELL_REASONS.get((api, irql, state))
+        detail = f"no outcome stated: {reason}" if reason else "UNCOVERED"
+        lines.append(f"  {'':<17}{'':<15}verifier {state}: {detail}")
+    return lines
 
 
 def _cell_counts(uses: list[StepUse]) -> list[str]:

@@ -14,6 +14,8 @@ from harness.report.coverage import (
     API_ROUTINES,
     CELL_REASONS,
     OUTCOMES,
+    STATED_VERIFIER_STATES,
+    VERIFIER_CELL_REASONS,
     VERIFIER_STATES,
     CoverageReport,
 )
@@ -79,6 +81,13 @@ def _matrix_row(report: CoverageReport, api: str, irql: Irql) -> str:
         return f'<tr>{head}<td class="uncovered" colspan="{span}">UNCOVERED</td></tr>'
     cells = []
     for state in VERIFIER_STATES:
+        if state in STATED_VERIFIER_STATES and not report.verifier_cell_steps(api, irql, state):
+            reason = VERIFIER_CELL_REASONS.get((api, irql, state))
+            css, text = (
+                ("reason", f"no outcome stated: {escape(reason)}") if reason else ("uncovered", "UNCOVERED")
+            )
+            cells.append(f'<td class="{css}" colspan="{len(OUTCOMES)}">{text}</td>')
+            continue
         for outcome in OUTCOMES:
             labels = [use.label() for use in uses if use.verifier == state and use.outcome == outcome]
             text = "<br>".join(escape(label) for label in labels)

@@ -293,15 +293,35 @@ class SecondaryDataExpect(StrictModel):
         return self
 
 
-class DumpExpect(StrictModel):
-    """What the live dump written by a `create` step must show."""
+DumpFolder = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+(?:[/\\][A-Za-z0-9_.-]+)*$")]
+"""A folder under %SystemRoot%, its parts joined with `/` or a backslash: `LiveKernelReports/LkdhTestDri`."""
 
+
+class DumpExpect(StrictModel):
+    """What the live dump written by a `create` step must show.
+
+    `folder` is where the file landed, relative to %SystemRoot% (F09: `LiveKernelReports/<ReportType>`),
+    compared without regard to case or separator, as Windows compares paths: the only place the
+    ReportType shows (F05). `dmf_collection` says whether the DMF_MODULE_COLLECTION block, the one
+    whose first 8 bytes equal P2 (F32), is in the dump: the ring evicts it first (F35).
+    """
+
+    folder: DumpFolder | None = None
     bugcheck_code: U32 | None = None
     parameters: Annotated[list[ParameterExpect], Field(min_length=1, max_length=4)] | None = None
     contains: list[ContainsItem] = Field(default_factory=list)
     excludes: list[BufferSlice] = Field(default_factory=list)
     secondary_data: list[SecondaryDataExpect] = Field(default_factory=list)
     block_count: Annotated[StrictInt, Field(ge=0)] | CountRange | None = None
+    dmf_collection: StrictBool | None = None
+
+
+class CrashDumpExpect(StrictModel):
+    """What the crash dump (`Minidump/`) a bugcheck step writes must hold besides its code: ranges a
+    bugcheck callback added (IncludeDmfDataInBugCheckTriageDump, F22) or must not have."""
+
+    contains: list[ContainsItem] = Field(default_factory=list)
+    excludes: list[BufferSlice] = Field(default_factory=list)
 
 
 BugcheckParameters = Annotated[list[U64 | Literal["any"]], Field(min_length=1, max_length=4)]
@@ -320,6 +340,7 @@ class Expect(StrictModel):
     bugcheck_parameters: BugcheckParameters | None = None
     dump_written: StrictBool | None = None
     dump: DumpExpect | None = None
+    crash_dump: CrashDumpExpect | None = None
     value: U64 | CountRange | None = None
 
     @model_validator(mode="before")
@@ -333,6 +354,8 @@ class Expect(StrictModel):
             raise ValueError("a step expected to bugcheck has no status or dump to check")
         if self.bugcheck_parameters is not None and self.bugcheck is None:
             raise ValueError("`bugcheck_parameters` needs `bugcheck` (the codes the crash must have)")
+        if self.crash_dump is not None and self.bugcheck is None:
+            raise ValueError("`crash_dump` needs `bugcheck` (only a bugcheck writes a crash dump)")
         return self
 
 
@@ -475,8 +498,9 @@ class MachineSpec(StrictModel):
 
     verifier: StrictBool | None = None
     """Driver Verifier on the test driver (F14: the IRQL rules it enforces)."""
-    report_type: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,15}$")] | None = None
-    """ReportType, the LiveKernelReports subfolder (F05: bfac434 keeps 11 characters)."""
+    report_type: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{0,15}$")] | None = None
+    """ReportType, the LiveKernelReports subfolder (F05: bfac434 keeps 11 characters); `""` is an
+    empty one, which lkmdtel refuses [INF]."""
     guid_device_interface: uuid.UUID | None = None
     """GuidDeviceInterface; all zeros registers no interface, so the IOCTL cannot be opened (F23)."""
     guid_secondary_data: uuid.UUID | None = None

@@ -118,7 +118,10 @@ def _allow_shorthands(defs: dict[str, Any]) -> None:
         defs[name] = {**header, "anyOf": [short, mapping]}
 
 
-VARIABLE_REFERENCE = r"^\$\{\s*[A-Za-z_][A-Za-z0-9_]*\s*\}$"
+VARIABLE_REFERENCE = r"\$\{\s*[A-Za-z_][A-Za-z0-9_]*\s*\}"
+"""A string holding a `${name}` reference: exactly one (`${size}`, any type once substituted) or inside
+text (`LiveKernelReports/${report_type}`, a constrained string once substituted); the loader checks
+the value it becomes."""
 
 _LANGUAGE_KEYS = ("vars", "parametrize")  # their values are the variables themselves, never references
 
@@ -144,7 +147,8 @@ def _allow_references(schema: dict[str, Any], defs: dict[str, Any]) -> None:
         if name not in _LANGUAGE_KEYS:  # the list of steps itself is written out, its items may not be
             properties[name] = _referable(properties[name], wrap=name != "steps")
     defs["VariableReference"] = {
-        "description": "${name}: the value of a var or parametrize column, substituted when loaded.",
+        "description": "${name}, alone or inside text: the value of a var or parametrize column, "
+        "substituted when loaded (and checked then).",
         "type": "string",
         "pattern": VARIABLE_REFERENCE,
     }

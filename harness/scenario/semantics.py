@@ -128,6 +128,11 @@ def _buffer_uses(index: int, step: StepBase) -> Iterator[_BufferUse]:
         for j, blob in enumerate(dump.secondary_data):
             if blob.buffer is not None:
                 slices.append(((*at, "secondary_data", j, "buffer"), blob.buffer))
+    crash = step.expect.crash_dump
+    if crash is not None:
+        at = (*base, "expect", "crash_dump")
+        slices += [((*at, "contains", j), s) for j, s in enumerate(crash.contains)]
+        slices += [((*at, "excludes", j), s) for j, s in enumerate(crash.excludes)]
     for path, piece in slices:
         if piece.buffer is not None:
             yield _BufferUse(path, piece.buffer, piece)

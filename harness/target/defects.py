@@ -24,8 +24,9 @@ signature. ``operations`` narrows all alternatives to steps of those operations 
 Writing a signature: take it from what DMF_FACTS.md allows on a real machine (F13/F33 allow 0xD1
 or 0xA, 0x7E/0x3B possible), never from the code the simulator happens to choose today, so the
 signature holds on a real VM and across simulator versions. A defect that no scenario expectation
-can observe (F05's ReportType only shows in a folder name) gets the empty ``Signature()``;
-`lkdh check` refuses it as a scenario's `known_defect`. ``signature`` has no default on purpose: a
+can observe would get the empty ``Signature()``, which `lkdh check` refuses as a scenario's
+`known_defect` (F05's ReportType, which shows only in a folder name, is observed through
+`expect.dump.folder`). ``signature`` has no default on purpose: a
 new defect without one fails at import, not silently at run time.
 """
 
@@ -183,7 +184,8 @@ KNOWN_DEFECTS: dict[str, KnownDefect] = {
             "report-type-truncated",
             ("F05",),
             "ReportType is cut to 11 characters (WCHAR[12] with ReportType[11] = 0), not the documented 15",
-            Signature(),  # only the LiveKernelReports folder name shows it (tests/test_sim_facts.py)
+            # Only the LiveKernelReports folder name shows it (F09): `expect.dump.folder`.
+            Signature(expectations=("expect.dump.folder",), operations=("create", "ioctl_create")),
         ),
         KnownDefect(
             "stale-queue-after-failed-insert",
@@ -205,7 +207,10 @@ KNOWN_DEFECTS: dict[str, KnownDefect] = {
                 bugchecks=(Bugcheck(0x3B, p1=EXCEPTION_ACCESS_VIOLATION), Bugcheck(0x50)),
                 # F36: probed up front (the contract) a bad element is refused before anything
                 # else; read lazily, an earlier failure such as BUFFER_TOO_SMALL is returned instead.
-                statuses=(STATUS_SUCCESS, STATUS_BUFFER_TOO_SMALL),
+                # An unprobed Address or secondary buffer reaches lkmdtel, which refuses an
+                # unreadable range with INVALID_PARAMETER (F08's rule for a bad block) where it
+                # checks, and faults (the bugchecks above) where it copies unchecked [INF].
+                statuses=(STATUS_SUCCESS, STATUS_BUFFER_TOO_SMALL, STATUS_INVALID_PARAMETER),
                 expectations=("expect.dump.excludes",),
                 operations=("ioctl_create",),
             ),

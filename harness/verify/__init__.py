@@ -5,6 +5,7 @@ from harness.verify.mismatch import Mismatch
 from harness.verify.outcome import (
     check_crash_dump,
     check_dump_count,
+    check_dump_folder,
     check_outcome,
     check_value,
     describe_crash,
@@ -18,6 +19,7 @@ __all__ = [
     "check_crash_dump",
     "check_dump",
     "check_dump_count",
+    "check_dump_folder",
     "check_outcome",
     "check_value",
     "describe_crash",

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from harness.dump import KernelDump
-from harness.scenario.model import BufferSlice, CountRange, DumpExpect, SecondaryDataExpect
+from harness.dump.dmf import decode_dmf
+from harness.scenario.model import BufferSlice, CountRange, CrashDumpExpect, DumpExpect, SecondaryDataExpect
 from harness.verify.mismatch import Mismatch, YamlPath
 
 DUMP_TYPE_TRIAGE = 4
@@ -79,7 +80,44 @@ def check_dump(expect: DumpExpect | None, dump: KernelDump, context: DumpContext
         found += _check_secondary(dump, item, context, (*base, "secondary_data", index))
     if expect.block_count is not None:
         found += _check_block_count(dump, expect.block_count, (*base, "block_count"))
+    if expect.dmf_collection is not None:
+        found += _check_dmf_collection(dump, expect.dmf_collection, (*base, "dmf_collection"))
     return found
+
+
+def check_crash_dump_contents(
+    expect: CrashDumpExpect, dump: KernelDump, context: DumpContext
+) -> list[Mismatch]:
+    """`expect.crash_dump`: the ranges a bugcheck's crash dump must (not) hold, byte for byte, with the
+    addresses of the boot that crashed (F22: DMF_CrashDump adds the stored buffers)."""
+    base: YamlPath = ("expect", "crash_dump")
+    found: list[Mismatch] = []
+    for index, item in enumerate(expect.contains):
+        path = (*base, "contains", index)
+        found += _missing_buffer(item, context, path) or _check_contains(
+            dump, resolve(item, context), item.bytes, path
+        )
+    for index, item in enumerate(expect.excludes):
+        path = (*base, "excludes", index)
+        found += _missing_buffer(item, context, path) or _check_excludes(dump, resolve(item, context), path)
+    return found
+
+
+def _check_dmf_collection(dump: KernelDump, want: bool, path: YamlPath) -> list[Mismatch]:
+    """Whether the DMF_MODULE_COLLECTION block (first 8 bytes = P2, F32) is in the dump (F35)."""
+    data = decode_dmf(dump)
+    present = data.absent is None
+    if present == want:
+        return []
+    found = f"the collection block at 0x{data.collection_address:X}" if present else f"none: {data.absent}"
+    wanted = (
+        "the DMF_MODULE_COLLECTION block (first 8 bytes = P2)" if want else "no DMF_MODULE_COLLECTION block"
+    )
+    return [
+        Mismatch(
+            path, "the dump's DMF collection block is " + ("missing" if want else "present"), wanted, found
+        )
+    ]
 
 
 def _missing_buffer(slice_: BufferSlice | None, context: DumpContext, path: YamlPath) -> list[Mismatch]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from harness.dump import DumpFormatError, describe, open_dump
+from harness.dump import DumpFormatError, KernelDump, describe, open_dump
 from harness.scenario.model import CountRange, Expect
 from harness.target.ops import CollectedDump, Crash, OpResult
 from harness.target.status import STATUS_SUCCESS, is_success, status_name
+from harness.verify.dump_contents import DumpContext, check_crash_dump_contents
 from harness.verify.mismatch import Mismatch
 
 
@@ -53,6 +54,32 @@ def check_dump_count(expect: Expect, new_live_dumps: int) -> list[Mismatch]:
             "the number of new live dumps in LiveKernelReports is wrong",
             str(want),
             str(new_live_dumps),
+        )
+    ]
+
+
+def dump_folder(remote_name: str) -> str:
+    """The folder of a collected dump, relative to %SystemRoot%, parts joined with `/`."""
+    parts = [part for part in remote_name.replace("\\", "/").split("/") if part]
+    return "/".join(parts[:-1])
+
+
+def check_dump_folder(expect: Expect, collected: CollectedDump) -> list[Mismatch]:
+    """`expect.dump.folder`: where the live dump landed under %SystemRoot% (F09:
+    `LiveKernelReports/<ReportType>`), the one place its ReportType shows (F05). Windows compares
+    paths without regard to case, and so does this."""
+    want = expect.dump.folder if expect.dump is not None else None
+    if want is None:
+        return []
+    found = dump_folder(collected.remote_name)
+    if found.casefold() == dump_folder(want + "/file").casefold():
+        return []
+    return [
+        Mismatch(
+            ("expect", "dump", "folder"),
+            f"the live dump landed in another folder ({collected.remote_name})",
+            want,
+            found or "(the remote name has no folder)",
         )
     ]
 
@@ -109,7 +136,9 @@ def check_value(expect: Expect, value: int | None) -> list[Mismatch]:
     return [Mismatch(("expect", "value"), "the query returned a different value", str(want), str(value))]
 
 
-def check_crash_dump(expect: Expect, crash: Crash, crash_dumps: list[CollectedDump]) -> list[Mismatch]:
+def check_crash_dump(
+    expect: Expect, crash: Crash, crash_dumps: list[CollectedDump], context: DumpContext | None = None
+) -> list[Mismatch]:
     """After a bugcheck the machine must have written a crash dump that shows it: read the file,
     compare its code and parameters with the crash the target reported and with
     `expect.bugcheck_parameters`. The summary of the dump goes into the failure text so an
@@ -126,6 +155,7 @@ def check_crash_dump(expect: Expect, crash: Crash, crash_dumps: list[CollectedDu
         header = dump.header
         found = (header.bugcheck_code, *header.bugcheck_parameters)
         summary = describe(dump)
+        contents = _crash_dump_contents(expect, dump, context, dump_file.path.name)
     mismatches = []
     reported = (crash.bugcheck_code, *crash.parameters)
     if found != reported:
@@ -147,9 +177,28 @@ def check_crash_dump(expect: Expect, crash: Crash, crash_dumps: list[CollectedDu
                     f"0x{found[index + 1]:X}\n{summary}",
                 )
             )
+    mismatches += contents
     if expect.bugcheck is None and mismatches == []:
         return [Mismatch(("expect",), "crash dump of the unexpected bugcheck", "no bugcheck", summary)]
     return mismatches
+
+
+def _crash_dump_contents(
+    expect: Expect, dump: object, context: DumpContext | None, name: str
+) -> list[Mismatch]:
+    """`expect.crash_dump` on the opened crash dump; never skipped silently."""
+    if expect.crash_dump is None:
+        return []
+    path = ("expect", "crash_dump")
+    if context is None:
+        return [Mismatch(path, "no buffer addresses of the crashed boot to check the crash dump against")]
+    if not isinstance(dump, KernelDump) or type(dump) is not KernelDump:
+        return [
+            Mismatch(
+                path, f"{name} is not a triage crash dump: its data blocks cannot be checked", "a triage dump"
+            )
+        ]
+    return check_crash_dump_contents(expect.crash_dump, dump, context)
 
 
 def _codes(values: tuple[int, ...]) -> str:

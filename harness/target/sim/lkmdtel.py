@@ -83,8 +83,11 @@ class LiveDumpService:
     def create_report(
         self, report_type: str, code: int, p1: int, p2: int, p3: int, p4: int
     ) -> LiveReport | None:
-        """LkmdTelCreateReport: None when WER policy refuses dumps (F09)."""
-        if not self.wer_allows_dumps:
+        """LkmdTelCreateReport: None when WER policy refuses dumps (F09), or for an empty ReportType
+        [INF: the report type names the report's folder (F09) and WER's component; DMF passes an
+        empty one on unchecked, and we take lkmdtel to refuse it, so Create returns
+        STATUS_UNSUCCESSFUL (F01) rather than write into LiveKernelReports itself]."""
+        if not self.wer_allows_dumps or not report_type:
             return None
         return LiveReport(report_type, code, (p1, p2, p3, p4))
 
