@@ -257,6 +257,10 @@ def test_shipped_scenarios_give_the_simulators_outcomes_on_the_windows_target(
         reference = run_scenario(loaded, simulator)
         lab.machine.output_dir = tmp_path / "vm-out" / name
         record = run_scenario(loaded, lab.machine)
+        if loaded.scenario.machine is not None:  # the vm target does not apply `machine:` (yet)
+            assert record.outcome == "skipped", name
+            assert "the vm target cannot apply machine settings" in (record.skip_reason or ""), name
+            continue
 
         cites_defect = loaded.scenario.known_defect is not None
         expected = "xpassed" if cites_defect and reference.outcome == "passed" else reference.outcome
