@@ -168,3 +168,15 @@ def test_a_file_that_is_no_run_record_is_bad_input(tmp_path: Path, capsys) -> No
     assert main(["defects", "--out", str(tmp_path / "p"), "--run-record", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "not an lkdh run record" in err and f"{bad}:1:2: not JSON" in err
+
+
+def test_a_parametrized_scenario_is_shown_once_and_run_per_row(tmp_path: Path) -> None:
+    """report-type-truncated's scenario has two rows (12 and 15 characters, F05): its YAML is the
+    minimal scenario once, and each row is run on both profiles."""
+    out = tmp_path / "pack"
+    assert main(["defects", "--out", str(out), str(REPO_ROOT / "scenarios" / "module_config.yaml")]) == 0
+    report = (out / "report-type-truncated.md").read_text(encoding="utf-8")
+    assert report.count("name: report_type_longer_than_11_characters_is_kept") == 1
+    for row in ("12-chars", "15-chars"):
+        assert f"`report_type_longer_than_11_characters_is_kept[{row}]` on sim/dmf-bfac434: xfailed" in report
+        assert f"`report_type_longer_than_11_characters_is_kept[{row}]` on sim/contract: passed" in report

@@ -222,7 +222,11 @@ def _scenario_section(scenarios: list[LoadedScenario]) -> str:
     lines = ["## Minimal scenario\n"]
     if not scenarios:
         lines.append("No shipped scenario declares this defect (see `lkdh coverage`).\n")
+    shown: set[tuple[str, int]] = set()
     for loaded in scenarios:
+        if (str(loaded.file), loaded.line) in shown:
+            continue  # another parametrize row of the same document
+        shown.add((str(loaded.file), loaded.line))
         lines.append(f"`{loaded.file.name}`, line {loaded.line} (`lkdh run` this file to reproduce):\n")
         lines.append("```yaml\n" + scenario_text(loaded) + "```\n")
     return "\n".join(lines)
