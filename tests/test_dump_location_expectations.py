@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from harness.runner import run_scenario
@@ -179,7 +180,6 @@ def test_crash_dump_names_only_allocated_buffers(tmp_path: Path) -> None:
 
 
 def test_schema_knows_the_new_expectations_and_references_inside_text() -> None:
-    jsonschema = pytest.importorskip("jsonschema")
     validator = jsonschema.Draft202012Validator(scenario_json_schema())
     good = {
         "name": "s",
