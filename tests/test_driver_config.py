@@ -118,3 +118,39 @@ def test_an_invalid_value_keeps_the_default_and_is_reported(
 def test_fifteen_characters_are_the_longest_report_type(registry_table: Path) -> None:
     got = read(registry_table, "ReportType=sz:fifteen-chars-x")
     assert (got["report_type"], got["from_registry"]) == ("fifteen-chars-x", P.CONFIG_REPORT_TYPE)
+
+
+CASES = [
+    (),
+    ("ReportType=sz:LkdhShortType", "IncludeDmfDataInBugCheckTriageDump=dword:1"),
+    ("ReportType=sz:sixteen-chars-xx", "GuidSecondaryData=sz:{00000000-0000-0000-0000-000000000000}"),
+    ("ReportType=sz:a|b", "GuidDeviceInterface=sz:{6b1f5a0e-8c1d-4c35-9a57-4c4b444800aa}"),
+    ("ReportType=sz: ", "GuidDeviceInterface=sz:6b1f5a0e-8c1d-4c35-9a57-4c4b444800aa"),
+    ("IncludeDmfDataInBugCheckTriageDump=dword:2", "ReportType=dword:1", "GuidSecondaryData=dword:0"),
+]
+
+
+@pytest.mark.parametrize("values", CASES, ids=range(len(CASES)))
+def test_the_windows_double_reads_parameters_as_config_c_does(
+    registry_table: Path, tmp_path: Path, values: tuple[str, ...]
+) -> None:
+    """The double (windows_double_parameters.py) must be no kinder than the driver it stands for."""
+    from windows_double_parameters import DeviceParameters
+
+    from harness.target.sim import SimSettings, SimulatedMachine
+
+    with SimulatedMachine(tmp_path / "vm", SimSettings(verifier=False)) as sim:
+        double = DeviceParameters(sim)
+        for spec in values:
+            name, _, typed = spec.partition("=")
+            kind, _, data = typed.partition(":")
+            double.values[name] = (
+                {"type": "String", "data": data} if kind == "sz" else {"type": "DWord", "data": int(data, 0)}
+            )
+        start = double.read()
+    driver = read(registry_table, *values)
+    assert (start.from_registry, start.rejected) == (driver["from_registry"], driver["rejected"])
+    assert start.module.report_type == driver["report_type"]
+    assert str(start.module.device_interface_guid) == driver["guid_device_interface"]
+    assert str(start.module.secondary_data_guid) == driver["guid_secondary_data"]
+    assert int(start.module.include_dmf_data_in_bugcheck_dump) == driver["include_dmf_data"]

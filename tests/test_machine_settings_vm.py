@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import textwrap
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from harness.target.machine_settings import MachineSettings
 from harness.target.sim import SimulatedMachine
 from harness.target.windows import module_config
 from harness.target.windows import protocol as P
+from harness.target.windows.powershell import ScriptError
 
 REPO = Path(__file__).resolve().parents[1]
 ZERO = "00000000-0000-0000-0000-000000000000"
@@ -254,3 +256,27 @@ def test_verifier_off_for_a_scenario_then_back_on(lab: Lab, tmp_path: Path) -> N
     record = run_scenario(on, lab.machine)
     assert record.outcome == "passed", (record.error, record.failure_text())
     assert info(lab).verifier
+
+
+def test_a_driver_without_configuration_reporting_is_named_with_its_protocol(lab: Lab) -> None:
+    lab.machine.prepare()
+    old_driver = replace(info(lab), protocol_version=1, config=None)  # what a protocol-1 build answers
+    [problem] = module_config.unmet(MachineSettings(report_type="LkdhShortType"), old_driver)
+    assert problem.startswith("the driver speaks protocol 1 and reports no module configuration")
+    assert module_config.unmet(MachineSettings(), old_driver) == [], "nothing asked, nothing to prove"
+
+
+def test_the_template_refuses_what_the_registry_cannot_hold(lab: Lab) -> None:
+    lab.machine.prepare()
+
+    def apply(values: dict, hardware_id: str = "Root\\LkdhTestDriver") -> None:
+        params = {"hardware_id": hardware_id, "action": "apply", "values": values, "restart": False}
+        lab.machine.guest.script("device-parameters", params)
+
+    with pytest.raises(ScriptError, match="type must be String or DWord, not 'Binary'"):
+        apply({"ReportType": {"type": "Binary", "data": "AA=="}})
+    with pytest.raises(ScriptError, match="'Report Type' is not a parameter name"):
+        apply({"Report Type": {"type": "String", "data": "x"}})
+    with pytest.raises(ScriptError, match="no device with hardware id 'Root\\\\Other'"):
+        apply({}, hardware_id="Root\\Other")
+    assert lab.vm.parameters.values == {}

@@ -102,7 +102,8 @@ class DeviceParameters:
         return self.running
 
     def _stage(self) -> None:
-        """Values written: the next start (device restart or boot) reads them; this one does not."""
+        """Values written: the next start (device restart or boot) reads them; this one does not
+        (the driver reads them in EvtDriverDeviceAdd: wdfdevice/nf-wdfdevice-wdfdeviceopenregistrykey)."""
         self.in_effect()
         self._pending = self.read()
         self.sim.settings = replace(self.sim.settings, module=self._pending.module)
@@ -116,7 +117,7 @@ class DeviceParameters:
         names = [str(name) for name in params.get("names") or [] if name]
         changed: list[str] = []
         if action == "apply":
-            self.key_exists = True  # RegDisposition_OpenAlways
+            self.key_exists = True  # CM_Open_DevNode_Key, RegDisposition_OpenAlways creates the key
             for name, wanted in (params.get("values") or {}).items():
                 if not PARAMETER_NAME.match(name):
                     raise ValueError(f"device-parameters: '{name}' is not a parameter name")
@@ -139,7 +140,7 @@ class DeviceParameters:
         restart_exit, output, reboot = None, "", False
         if action == "apply" and params.get("restart"):
             self.restarts.append(instance_id)
-            if self.restart_needs_reboot:
+            if self.restart_needs_reboot:  # devtest/pnputil-return-values.md: 3010, reboot required
                 restart_exit, reboot = 3010, True
                 output = (
                     f"Restarting device:       {instance_id}\n"
@@ -147,9 +148,9 @@ class DeviceParameters:
                 )
             else:
                 free_slots()  # LkdhEvtDeviceCleanup frees every ALLOC slot when the device goes
-                self.sim.restart_driver()
+                self.sim.restart_driver()  # devtest/pnputil-command-syntax.md: /restart-device
                 self.in_effect()
-                restart_exit = 0
+                restart_exit = 0  # devtest/pnputil-return-values.md: ERROR_SUCCESS
                 output = f"Restarting device:       {instance_id}\nDevice restarted successfully."
         return {
             "instance_id": instance_id,
