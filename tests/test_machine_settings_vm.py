@@ -26,6 +26,7 @@ from harness.scenario import LoadedScenario, load_scenario_file
 from harness.target.machine_settings import MachineSettings
 from harness.target.sim import SimulatedMachine
 from harness.target.windows import module_config
+from harness.target.windows.config import LibvirtSettings
 from harness.target.windows import protocol as P
 from harness.target.windows.powershell import ScriptError
 
@@ -280,3 +281,71 @@ def test_the_template_refuses_what_the_registry_cannot_hold(lab: Lab) -> None:
     with pytest.raises(ScriptError, match="no device with hardware id 'Root\\\\Other'"):
         apply({}, hardware_id="Root\\Other")
     assert lab.vm.parameters.values == {}
+
+
+class CheckpointRevert:
+    """A hypervisor for the double: its checkpoint holds the device parameters as they were when it
+    was taken (a revert restores the disk, registry included) and the VM boots from it."""
+
+    def __init__(self, vm) -> None:
+        self.vm = vm
+        self.values = dict(vm.parameters.values)
+        self.reverts = 0
+
+    def describe(self) -> str:
+        return "the double's checkpoint"
+
+    def check(self) -> str:
+        return "ok"
+
+    def revert(self) -> None:
+        self.reverts += 1
+        self.vm.parameters.values = dict(self.values)
+        self.vm.parameters._stage()  # the registry as the checkpoint holds it, read at the next boot
+        self.vm._restart_computer({"delay_seconds": 0})
+        self.vm.restarts -= 1  # a revert, not a restart the harness asked for
+
+
+def test_after_a_revert_settings_are_written_again_and_defaults_cost_nothing(
+    lab: Lab, tmp_path: Path
+) -> None:
+    lab.machine.prepare()  # provisioned: the state the checkpoint was taken in
+    hypervisor = CheckpointRevert(lab.vm)
+    config = lab.machine.config.model_copy(
+        update={
+            "hypervisor": LibvirtSettings(
+                kind="libvirt",
+                ssh={"host": "kvm.test", "user": "lab", "key_file": tmp_path / "key"},
+                domain="win-double",
+                snapshot="clean",
+            )
+        }
+    )
+    lab.machine.config = lab.machine._setup.config = config
+    lab.machine.hypervisor = hypervisor
+    short, again, plain = scenarios(
+        tmp_path,
+        """
+        name: short
+        machine: {report_type: LkdhShortType}
+        steps: [{create: {bugcheck_code: 0x1A2}}]
+        ---
+        name: again
+        machine: {report_type: LkdhShortType}
+        steps: [{create: {bugcheck_code: 0x1A2}}]
+        ---
+        name: plain
+        steps: [{create: {bugcheck_code: 0x1A2}}]
+        """,
+    )
+    for loaded in (short, again):
+        record = run_scenario(loaded, lab.machine)
+        assert record.outcome == "passed", (record.error, record.failure_text())
+        assert info(lab).config.requested_report_type == "LkdhShortType"  # type: ignore[union-attr]
+    mark = len(lab.vm.calls)
+    record = run_scenario(plain, lab.machine)
+    assert record.outcome == "passed", (record.error, record.failure_text())
+    applied = [call for call in lab.vm.calls[mark:] if call.name == "device-parameters"]
+    assert applied == [], "the revert already gave the checkpoint's parameters back"
+    assert info(lab).config.requested_report_type == "LkdhTestDriver"  # type: ignore[union-attr]
+    assert hypervisor.reverts == 3
