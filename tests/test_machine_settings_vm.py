@@ -26,8 +26,8 @@ from harness.scenario import LoadedScenario, load_scenario_file
 from harness.target.machine_settings import MachineSettings
 from harness.target.sim import SimulatedMachine
 from harness.target.windows import module_config
-from harness.target.windows.config import LibvirtSettings
 from harness.target.windows import protocol as P
+from harness.target.windows.config import LibvirtSettings
 from harness.target.windows.powershell import ScriptError
 
 REPO = Path(__file__).resolve().parents[1]
