@@ -26,6 +26,7 @@ from harness.target.sim.livekerneldump import (
     TEST_DRIVER_SECONDARY_DATA_GUID,
 )
 from harness.target.windows import lkdctl as L
+from harness.target.windows import module_config as MC
 from harness.target.windows import protocol as P
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,6 +65,13 @@ def expected_constants() -> dict[str, int]:
         "LKDH_INFO_FLAG_VERIFIER": P.INFO_FLAG_VERIFIER,
         "LKDH_INFO_FLAG_LIVE_DUMP_SUPPORTED": P.INFO_FLAG_LIVE_DUMP_SUPPORTED,
         "LKDH_INFO_FLAG_MODULE_PRESENT": P.INFO_FLAG_MODULE_PRESENT,
+        "LKDH_INFO_REPLY_V1_SIZE": P.INFO_REPLY_V1_SIZE,
+        "LKDH_REPORT_TYPE_MAX_CHARS": P.REPORT_TYPE_MAX_CHARS,
+        "LKDH_GUID_TEXT_CHARS": P.GUID_TEXT_CHARS,
+        "LKDH_CONFIG_REPORT_TYPE": P.CONFIG_REPORT_TYPE,
+        "LKDH_CONFIG_GUID_DEVICE_INTERFACE": P.CONFIG_GUID_DEVICE_INTERFACE,
+        "LKDH_CONFIG_GUID_SECONDARY_DATA": P.CONFIG_GUID_SECONDARY_DATA,
+        "LKDH_CONFIG_INCLUDE_DMF_DATA": P.CONFIG_INCLUDE_DMF_DATA,
     }
     for operation in P.Operation:
         constants[f"LKDH_OP_{operation.name}"] = int(operation)
@@ -91,7 +99,25 @@ def static_asserts(layouts=P.LAYOUTS, constants: dict[str, int] | None = None) -
             lines.append(f'_Static_assert(sizeof((({name}*)0)->{member}) == {size}, "{where} size {size}");')
     for macro, value in (expected_constants() if constants is None else constants).items():
         lines.append(f'_Static_assert({macro} == {value}u, "{macro} == {value:#x}");')
+    if (
+        constants is None
+    ):  # the driver's UNICODE value names: as long as the Python names (mingw: 2-byte WCHAR)
+        for macro, text in registry_names().items():
+            wide = macro.removesuffix("_TEXT")
+            size = 2 * (len(text) + 1)
+            lines.append(f'_Static_assert(sizeof({wide}) == {size}, "{wide} is L\\"{text}\\"");')
     return "\n".join(lines) + "\n"
+
+
+def registry_names() -> dict[str, str]:
+    """Every LKDH_REG_*_TEXT macro with the value name the harness writes (module_config.py)."""
+    names = {parameter.name: parameter.name for parameter in MC.PARAMETERS}
+    return {
+        "LKDH_REG_REPORT_TYPE_TEXT": names["ReportType"],
+        "LKDH_REG_GUID_DEVICE_INTERFACE_TEXT": names["GuidDeviceInterface"],
+        "LKDH_REG_GUID_SECONDARY_DATA_TEXT": names["GuidSecondaryData"],
+        "LKDH_REG_INCLUDE_DMF_DATA_TEXT": names["IncludeDmfDataInBugCheckTriageDump"],
+    }
 
 
 def compile_c(compiler: str, source: str, folder: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -230,6 +256,14 @@ def round_trip_program() -> tuple[str, list[bytes]]:
     for macro, guid in GUID_MACROS.items():
         lines += ["  {", f"    GUID_SHAPE guid = {macro};", "    dump(&guid, sizeof guid);", "  }"]
         expected.append(guid.bytes_le)
+    texts = [
+        "LKDH_REG_REPORT_TYPE_TEXT",
+        "LKDH_REG_GUID_DEVICE_INTERFACE_TEXT",
+        "LKDH_REG_GUID_SECONDARY_DATA_TEXT",
+        "LKDH_REG_INCLUDE_DMF_DATA_TEXT",
+        "LKDH_DEFAULT_REPORT_TYPE_TEXT",
+    ]
+    lines += [f'  printf("%s\\n", {text});' for text in texts]
     lines += [
         '  printf("%s\\n%s\\n", LKDH_CONTROL_INTERFACE_GUID_TEXT, LKDH_MODULE_INTERFACE_GUID_TEXT);',
         "  return 0;",
@@ -246,8 +280,14 @@ def test_c_and_python_produce_the_same_bytes(tmp_path: Path) -> None:
     run = subprocess.run(
         [str(tmp_path / "round_trip")], capture_output=True, text=True, timeout=60, check=True
     )
-    *byte_lines, control_text, module_text = run.stdout.splitlines()
+    *byte_lines, report_type, interface, secondary, include, default, control_text, module_text = (
+        run.stdout.splitlines()
+    )
     assert [bytes.fromhex(line) for line in byte_lines] == expected
+    # The registry value names the harness writes are the header's, character for character.
+    assert (report_type, interface, secondary, include) == MC.PARAMETER_NAMES
+    assert list(registry_names().values()) == list(MC.PARAMETER_NAMES)
+    assert default == P.DEFAULT_REPORT_TYPE
     assert (control_text, module_text) == (
         str(P.CONTROL_INTERFACE_GUID),
         str(TEST_DRIVER_DEVICE_INTERFACE_GUID),
@@ -327,8 +367,8 @@ def test_reply_is_checked_before_it_is_believed() -> None:
     echoed_request = P.pack_store_collection(5).data  # METHOD_BUFFERED: same size, request magic
     with pytest.raises(P.ProtocolError, match="not LKDR"):
         P.unpack_reply(P.Operation.STORE_COLLECTION, echoed_request)
-    with pytest.raises(P.ProtocolMismatch, match="protocol version 2, the harness 1"):
-        P.unpack_reply(op, driver_reply(op, 0, 0, Version=2))
+    with pytest.raises(P.ProtocolMismatch, match="protocol version 3, the harness 2"):
+        P.unpack_reply(op, driver_reply(op, 0, 0, Version=3))
     with pytest.raises(P.ProtocolError, match="operation 0x903"):
         P.unpack_reply(op, driver_reply(op, 0, 0, Operation=int(P.Operation.REMOVE)))
     with pytest.raises(P.ProtocolError, match="23 bytes"):
@@ -347,14 +387,24 @@ def test_completion_status_is_not_the_dmf_status() -> None:
 
 def info_bytes(version: int, appended: bytes = b"") -> bytes:
     report_type = "LkdhTestDri".encode("utf-16-le").ljust(32, b"\0")
+    layout = P.INFO_REPLY_V1 if version < 2 else P.INFO_REPLY
+    config = {
+        "ConfigFromRegistry": P.CONFIG_REPORT_TYPE | P.CONFIG_INCLUDE_DMF_DATA,
+        "ConfigRejected": P.CONFIG_GUID_SECONDARY_DATA,
+        "ConfigKeyStatus": 0,
+        "IncludeDmfDataInBugCheckTriageDump": 1,
+        "ConfigReserved": b"",
+        "RequestedReportType": "LkdhTestDriver".encode("utf-16-le"),
+    }
     return (
-        P.INFO_REPLY.pack(
+        layout.pack(
             {
+                **(config if version >= 2 else {}),
                 "Header": {
                     "Magic": P.REPLY_MAGIC,
                     "Version": version,
                     "Operation": int(P.Operation.INFO),
-                    "TotalSize": P.INFO_REPLY.size + len(appended),
+                    "TotalSize": layout.size + len(appended),
                 },
                 "DmfStatus": 0,
                 "DmfCollection": 0xFFFF_E001_2345_6780,
@@ -374,14 +424,31 @@ def info_bytes(version: int, appended: bytes = b"") -> bytes:
 
 def test_info_reply_is_readable_from_a_newer_driver() -> None:
     """INFO only grows at its end, so the harness can read and name a newer driver's version."""
-    info = P.info_reply(L.LkdctlReply(0, P.INFO_REPLY.size + 8, info_bytes(2, b"\x01" * 8)))
-    assert info.protocol_version == 2
+    info = P.info_reply(L.LkdctlReply(0, P.INFO_REPLY.size + 8, info_bytes(3, b"\x01" * 8)))
+    assert info.protocol_version == 3
     assert info.report_type == "LkdhTestDri"
     assert info.secondary_data_guid == TEST_DRIVER_SECONDARY_DATA_GUID
     assert info.device_interface_guid == TEST_DRIVER_DEVICE_INTERFACE_GUID
     assert (info.verifier, info.module_present, info.live_dump_supported) == (True, True, False)
     assert info.driver_version == (1, 2, 3, 4) and info.dmf_commit.startswith("bfac434")
     assert info.dmf_collection == 0xFFFF_E001_2345_6780
+    assert info.config == P.ConfigReport(
+        from_registry=P.CONFIG_REPORT_TYPE | P.CONFIG_INCLUDE_DMF_DATA,
+        rejected=P.CONFIG_GUID_SECONDARY_DATA,
+        key_status=0,
+        include_dmf_data_in_bugcheck_dump=True,
+        requested_report_type="LkdhTestDriver",
+    )
+
+
+def test_a_protocol_1_driver_s_shorter_info_is_read_without_its_configuration() -> None:
+    """A driver built before protocol 2 answers 152 bytes; the harness still reads its version."""
+    data = info_bytes(1)
+    assert len(data) == P.INFO_REPLY_V1_SIZE == P.INFO_REPLY.offset("ConfigFromRegistry")
+    info = P.info_reply(L.LkdctlReply(0, len(data), data))
+    assert (info.protocol_version, info.config, info.report_type) == (1, None, "LkdhTestDri")
+    with pytest.raises(P.ProtocolError, match="reply claims 200 bytes, carries 152"):
+        P.unpack_info_reply(info_bytes(2)[: P.INFO_REPLY_V1_SIZE])  # a protocol-2 reply cut short
 
 
 def test_livekerneldump_create_input_sizes_for_f25() -> None:

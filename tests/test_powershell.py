@@ -56,6 +56,7 @@ EXPECTED_SCRIPTS = {
     "upload-chunk",
     "restore-checkpoint",
     "host-info",
+    "device-parameters",
 }
 
 HOSTILE_SHAPES = [

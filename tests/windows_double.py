@@ -30,6 +30,8 @@ from datetime import UTC, datetime
 from pathlib import PureWindowsPath
 from typing import Any
 
+from windows_double_parameters import DeviceParameters
+
 from harness.target.irql import Irql
 from harness.target.lkd_ioctl import IOCTL_LIVEKERNELDUMP_CREATE
 from harness.target.ops import (
@@ -124,6 +126,8 @@ class LkdctlOnSimulator:
         """LKDH_DRIVER_VERSION_* of the loaded image (Control.c copies them into INFO)."""
         self._slots: dict[int, str] = {}
         self._boot = sim.boot_number
+        self.parameters: DeviceParameters | None = None
+        """The device's registry parameters (WindowsVmDouble sets it): INFO's protocol-2 fields."""
 
     def run(
         self, arguments: Sequence[str], read_file: Callable[[str], bytes | None], *, elevated: bool
@@ -141,7 +145,7 @@ class LkdctlOnSimulator:
         data, problem = self._patch_pointers(data, options)
         if problem is not None:
             return lkdctl_failure("bad_arguments", message=problem)
-        if options.guid == self.sim.settings.module.device_interface_guid:
+        if options.guid == self.sim.module.config.device_interface_guid:  # the running driver's (F23)
             status, output = self._module_ioctl(options, data, elevated)
         elif options.guid == protocol.CONTROL_INTERFACE_GUID and options.ioctl == IOCTL_LIVEKERNELDUMP_CREATE:
             # DMF dispatches every IOCTL to every module: the module serves its code on any handle
@@ -313,8 +317,14 @@ class LkdctlOnSimulator:
         name = self._slots.get(piece["SlotId"])
         return (STATUS_NOT_FOUND, 0, 0) if name is None else (0, name, piece["Offset"])
 
+    def free_slots(self) -> None:
+        """The device stops (a restart): LkdhEvtDeviceCleanup frees every ALLOC slot."""
+        for name in self._slots.values():
+            self.sim.execute(Free(name))
+        self._slots.clear()
+
     def _info_reply(self) -> bytes:
-        module = self.sim.settings.module
+        module = self.sim.module.config  # the running driver's copy, not what its next start reads
         flags = protocol.INFO_FLAG_LIVE_DUMP_SUPPORTED | protocol.INFO_FLAG_MODULE_PRESENT
         if self.sim.module.verifier.enabled:  # MmIsDriverVerifying: this boot's state
             flags |= protocol.INFO_FLAG_VERIFIER
@@ -331,6 +341,17 @@ class LkdctlOnSimulator:
             "Reserved": 0,
             "DmfCommit": b"bfac434",
         }
+        if self.parameters is not None:
+            values.update(self.parameters.info_fields())
+        else:  # no registry model: Config.c found no hardware key and used its defaults
+            values.update(
+                ConfigFromRegistry=0,
+                ConfigRejected=0,
+                ConfigKeyStatus=0xC0000034,
+                IncludeDmfDataInBugCheckTriageDump=int(module.include_dmf_data_in_bugcheck_dump),
+                ConfigReserved=b"",
+                RequestedReportType=module.report_type.encode("utf-16-le"),
+            )
         return protocol.INFO_REPLY.pack(values)
 
     def _execute(self, op: Op) -> OpResult:
@@ -411,6 +432,10 @@ class WindowsVmDouble:
         self.sim, self.host, self.accounts, self.admin = sim, host, dict(accounts), admin
         self.hardware_id, self.service_name = hardware_id, service_name
         self.lkdctl = LkdctlOnSimulator(sim)
+        self.parameters = DeviceParameters(sim)
+        """The test driver's registry parameters (windows_double_parameters.py); knobs there:
+        `restart_needs_reboot` (pnputil exit 3010), `ignored` (a build that does not read a value)."""
+        self.lkdctl.parameters = self.parameters
         self.files: dict[str, bytes] = {}
         self.calls: list[ScriptCall] = []
         self.test_signing_configured = False
@@ -460,6 +485,7 @@ class WindowsVmDouble:
             "boot-time": self._boot_time,
             "configure-live-dumps": self._configure_live_dumps,
             "configure-verifier": self._configure_verifier,
+            "device-parameters": self._device_parameters,
             "driver-status": self._driver_status,
             "enable-test-signing": self._enable_test_signing,
             "file-hash": self._file_hash,
@@ -712,6 +738,17 @@ class WindowsVmDouble:
             "query_output": "",
             "command_output": [],
         }
+
+    def _device_parameters(self, params: dict[str, Any]) -> dict[str, Any]:
+        """device-parameters.ps1 (windows_double_parameters.py says which documentation each
+        behaviour follows)."""
+        if params["hardware_id"] != self.hardware_id or not self.device_instances:
+            raise TemplateThrow(f"device-parameters: no device with hardware id '{params['hardware_id']}'")
+        try:
+            answer = self.parameters.script(params, self.device_instances[0], self.lkdctl.free_slots)
+        except ValueError as error:
+            raise TemplateThrow(str(error)) from None
+        return {**answer, "device": self._device()}
 
     def _configure_live_dumps(self, params: dict[str, Any]) -> dict[str, Any]:
         if params["action"] not in ("query", "apply"):

@@ -289,6 +289,7 @@ LkdhInfo(
 {
     static const char commit[] = LKDH_DMF_COMMIT;
     PDRIVER_OBJECT driverObject = WdfDriverWdmGetDriverObject(WdfGetDriver());
+    const LKDH_MODULE_SETTINGS* settings;
 
     RtlZeroMemory(Reply, sizeof(*Reply));
     Reply->DmfStatus = (uint32_t)(LiveKernelDump != NULL ? STATUS_SUCCESS : STATUS_NOT_FOUND);
@@ -305,10 +306,17 @@ LkdhInfo(
 #if IS_WIN10_RS3_OR_LATER
     Reply->Flags |= LKDH_INFO_FLAG_LIVE_DUMP_SUPPORTED;
 #endif
+    /* Protocol 2: the configuration this device start read from its registry parameters (Config.c). */
+    settings = &DeviceContextGet(Device)->Settings;
+    Reply->ConfigFromRegistry = settings->FromRegistry;
+    Reply->ConfigRejected = settings->Rejected;
+    Reply->ConfigKeyStatus = (uint32_t)settings->KeyStatus;
+    C_ASSERT(sizeof(settings->ReportType) == sizeof(Reply->RequestedReportType));
+    RtlCopyMemory(Reply->RequestedReportType, settings->ReportType, sizeof(Reply->RequestedReportType));
     if (LiveKernelDump != NULL)
     {
         Reply->Flags |= LKDH_INFO_FLAG_MODULE_PRESENT;
-        LkdhDmfInternalsDescribe(Device, LiveKernelDump, Reply);
+        LkdhDmfInternalsDescribe(Device, LiveKernelDump, Reply); /* the module's own copy, F05/F22 */
     }
 }
 

@@ -41,6 +41,7 @@ LkdhDmfInternalsDescribe(
     C_ASSERT(sizeof(moduleConfig->GuidDeviceInterface) == sizeof(Reply->GuidDeviceInterface));
     RtlCopyMemory(Reply->GuidSecondaryData, &moduleConfig->GuidSecondaryData, sizeof(Reply->GuidSecondaryData));
     RtlCopyMemory(Reply->GuidDeviceInterface, &moduleConfig->GuidDeviceInterface, sizeof(Reply->GuidDeviceInterface));
+    Reply->IncludeDmfDataInBugCheckTriageDump = moduleConfig->IncludeDmfDataInBugCheckTriageDump ? 1u : 0u;
 
     /* The whole field as DMF declares it (12 WCHARs at bfac434, 16 in the documentation), NUL padded. */
     reportTypeBytes = min(sizeof(moduleConfig->ReportType), sizeof(Reply->ReportType));

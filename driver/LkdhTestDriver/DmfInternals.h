@@ -13,7 +13,8 @@
 
 #include "lkdh_control.h"
 
-/* Fill Reply->DmfCollection, GuidSecondaryData, GuidDeviceInterface and ReportType. */
+/* Fill Reply->DmfCollection, GuidSecondaryData, GuidDeviceInterface, ReportType and
+ * IncludeDmfDataInBugCheckTriageDump from the module's own copy of its config. */
 _IRQL_requires_max_(PASSIVE_LEVEL)
 VOID
 LkdhDmfInternalsDescribe(

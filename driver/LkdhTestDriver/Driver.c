@@ -7,6 +7,8 @@
  *   ...480002  the module's own (GuidDeviceInterface): IOCTL_LIVEKERNELDUMP_CREATE (F23)
  *   ...480003  the harness's control interface (Control.c)
  * Secondary data is tagged ...480001 (GuidSecondaryData).
+ * Those two GUIDs, ReportType and IncludeDmfDataInBugCheckTriageDump are the defaults; the device's
+ * registry parameters override them at every device start (Config.c).
  */
 
 #include "LkdhTestDriver.h"
@@ -16,8 +18,6 @@ EVT_WDF_DRIVER_DEVICE_ADD LkdhEvtDeviceAdd;
 EVT_WDF_OBJECT_CONTEXT_CLEANUP LkdhEvtDeviceCleanup;
 EVT_DMF_DEVICE_MODULES_ADD LkdhDmfModulesAdd;
 
-static const GUID LkdhSecondaryDataGuid = LKDH_SECONDARY_DATA_GUID_INIT;
-static const GUID LkdhModuleInterfaceGuid = LKDH_MODULE_INTERFACE_GUID_INIT;
 static const GUID LkdhControlInterfaceGuid = LKDH_CONTROL_INTERFACE_GUID_INIT;
 
 #pragma code_seg("INIT")
@@ -36,19 +36,21 @@ DriverEntry(
 }
 #pragma code_seg()
 
-/* DMF_LiveKernelDump_CONFIG_INIT zero-fills; the fields below are all the module reads (F05, F21, F23). */
+/* DMF_LiveKernelDump_CONFIG_INIT zero-fills; the fields below are all the module reads (F05, F21-F23). */
 static
 VOID
 LkdhLiveKernelDumpConfigure(
+    _In_ const LKDH_MODULE_SETTINGS* Settings,
     _Out_ DMF_CONFIG_LiveKernelDump* Config
     )
 {
     DMF_LiveKernelDump_CONFIG_INIT(Config);
-    Config->GuidDeviceInterface = LkdhModuleInterfaceGuid;
-    Config->GuidSecondaryData = LkdhSecondaryDataGuid;
+    Config->GuidDeviceInterface = Settings->GuidDeviceInterface;
+    Config->GuidSecondaryData = Settings->GuidSecondaryData;
+    Config->IncludeDmfDataInBugCheckTriageDump = Settings->IncludeDmfDataInBugCheckTriageDump;
     /* Truncates to the field's size (12 WCHARs at bfac434) and terminates: STATUS_BUFFER_OVERFLOW is
      * expected and ignored, because the module's real capacity is what the harness must observe (F05). */
-    (VOID)RtlStringCchCopyW(Config->ReportType, ARRAYSIZE(Config->ReportType), LKDH_REPORT_TYPE);
+    (VOID)RtlStringCchCopyW(Config->ReportType, ARRAYSIZE(Config->ReportType), Settings->ReportType);
 }
 
 #pragma code_seg("PAGE")
@@ -99,7 +101,9 @@ LkdhEvtDeviceAdd(
         goto Exit;
     }
 
-    LkdhLiveKernelDumpConfigure(&liveKernelDumpConfig);
+    /* The device's registry parameters, read at every start: a restart of the device applies new ones. */
+    LkdhSettingsRead(device, &context->Settings);
+    LkdhLiveKernelDumpConfigure(&context->Settings, &liveKernelDumpConfig);
     DMF_DmfDeviceInitSetLiveKernelDumpConfig(dmfDeviceInit, &liveKernelDumpConfig);
 
     DMF_EVENT_CALLBACKS_INIT(&dmfCallbacks);

@@ -14,12 +14,13 @@
 
 #include "lkdh_control.h"
 #include "DmfInternals.h"
+#include "LkdhConfig.h"
 
 #define LKDH_POOL_TAG 'hdkL' /* "Lkdh" in pool dumps */
 
-/* ReportType the driver asks for. DMF bfac434 keeps 11 characters of it ("LkdhTestDri", F05);
- * the copy below truncates on purpose so the driver shows exactly what the module's field holds. */
-#define LKDH_REPORT_TYPE L"LkdhTestDriver"
+/* The ReportType, GUIDs and IncludeDmfDataInBugCheckTriageDump the driver asks for come from the
+ * device's registry parameters, with built-in defaults (Config.c, lkdh_control.h). DMF bfac434 keeps
+ * 11 characters of a ReportType ("LkdhTestDri" by default, F05). */
 
 #include "LkdhVersion.h" /* driver version and DMF commit, stamped by driver/build.ps1 */
 
@@ -33,6 +34,8 @@ typedef struct _DEVICE_CONTEXT {
     /* Protects Slots; held only to read or change the table, never across a DMF call. */
     WDFWAITLOCK SlotLock;
     LKDH_SLOT Slots[LKDH_MAX_SLOTS];
+    /* The module configuration read at this device start (Config.c); INFO reports it. */
+    LKDH_MODULE_SETTINGS Settings;
 } DEVICE_CONTEXT;
 
 WDF_DECLARE_CONTEXT_TYPE_WITH_NAME(DEVICE_CONTEXT, DeviceContextGet)

@@ -62,7 +62,7 @@
  * Identity
  */
 
-#define LKDH_PROTOCOL_VERSION 1u
+#define LKDH_PROTOCOL_VERSION 2u /* 2: INFO reports the module configuration the driver read */
 
 /* 'LKDQ' and 'LKDR' as little-endian 32-bit values: requests and replies. */
 #define LKDH_REQUEST_MAGIC 0x51444B4Cu
@@ -144,6 +144,54 @@
 #define LKDH_MAX_PATTERN_LENGTH 65536u
 #define LKDH_MAX_CLIENT_STRUCTURES 4096u
 #define LKDH_INFO_REPLY_MAX_SIZE 4096u
+#define LKDH_INFO_REPLY_V1_SIZE 152u /* protocol 1's INFO reply: the prefix every later one keeps */
+
+/* ---------------------------------------------------------------------------------------------
+ * Module configuration from the registry (protocol 2)
+ *
+ * At EvtDriverDeviceAdd the driver fills DMF_CONFIG_LiveKernelDump from values under the device's
+ * hardware key ("Device Parameters": WdfDeviceOpenRegistryKey with PLUGPLAY_REGKEY_DEVICE, KEY_READ),
+ * each value falling back to the built-in default (LKDH_SECONDARY_DATA_GUID_INIT,
+ * LKDH_MODULE_INTERFACE_GUID_INIT, ReportType "LkdhTestDriver", IncludeDmfData 0) when it is absent,
+ * of the wrong type or invalid. A value is read once per device start: a change takes effect when
+ * the device restarts (pnputil /restart-device) or the machine reboots. INFO reports, per value,
+ * whether the registry supplied it (ConfigFromRegistry) or held something the driver refused
+ * (ConfigRejected), so a harness verifies the setting took rather than trusting its write.
+ *
+ *   ReportType                          REG_SZ, 1..LKDH_REPORT_TYPE_MAX_CHARS characters, a valid
+ *                                       folder name (no control character, none of \ / : * ? " < > |,
+ *                                       not ending in '.' or ' '); DMF keeps 11 of them (F05)
+ *   GuidDeviceInterface                 REG_SZ "{xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx}"
+ *                                       (RtlGUIDFromString); all zeros: no interface (F23)
+ *   GuidSecondaryData                   REG_SZ, same format; all zeros: no secondary data (F21)
+ *   IncludeDmfDataInBugCheckTriageDump  REG_DWORD 0 or 1 (F22)
+ *
+ * The names are written once, as narrow text; LKDH_WIDE makes the driver's UNICODE literals from it.
+ */
+#define LKDH_WIDE_JOIN(text) L##text
+#define LKDH_WIDE(text) LKDH_WIDE_JOIN(text)
+
+#define LKDH_REG_REPORT_TYPE_TEXT "ReportType"
+#define LKDH_REG_GUID_DEVICE_INTERFACE_TEXT "GuidDeviceInterface"
+#define LKDH_REG_GUID_SECONDARY_DATA_TEXT "GuidSecondaryData"
+#define LKDH_REG_INCLUDE_DMF_DATA_TEXT "IncludeDmfDataInBugCheckTriageDump"
+
+#define LKDH_REG_REPORT_TYPE LKDH_WIDE(LKDH_REG_REPORT_TYPE_TEXT)
+#define LKDH_REG_GUID_DEVICE_INTERFACE LKDH_WIDE(LKDH_REG_GUID_DEVICE_INTERFACE_TEXT)
+#define LKDH_REG_GUID_SECONDARY_DATA LKDH_WIDE(LKDH_REG_GUID_SECONDARY_DATA_TEXT)
+#define LKDH_REG_INCLUDE_DMF_DATA LKDH_WIDE(LKDH_REG_INCLUDE_DMF_DATA_TEXT)
+
+/* lkmdtel takes at most 16 WCHARs with the NUL (F05); DMF's own field keeps 11 of them. */
+#define LKDH_REPORT_TYPE_MAX_CHARS 15u
+#define LKDH_DEFAULT_REPORT_TYPE_TEXT "LkdhTestDriver"
+/* "{" 36 characters "}": the only form RtlGUIDFromString accepts. */
+#define LKDH_GUID_TEXT_CHARS 38u
+
+/* LKDH_INFO_REPLY.ConfigFromRegistry / ConfigRejected: one bit per registry value. */
+#define LKDH_CONFIG_REPORT_TYPE 0x00000001u
+#define LKDH_CONFIG_GUID_DEVICE_INTERFACE 0x00000002u
+#define LKDH_CONFIG_GUID_SECONDARY_DATA 0x00000004u
+#define LKDH_CONFIG_INCLUDE_DMF_DATA 0x00000008u
 
 /* LKDH_INFO_REPLY.Flags */
 #define LKDH_INFO_FLAG_VERIFIER 0x00000001u           /* MmIsDriverVerifying() for this driver */
@@ -259,6 +307,13 @@ typedef struct _LKDH_INFO_REPLY {
     uint32_t Flags;                  /* LKDH_INFO_FLAG_* */
     uint32_t Reserved;
     char DmfCommit[40];              /* the DMF commit the driver was built against, ASCII hex */
+    /* protocol 2: the module configuration as the driver read it at this device start */
+    uint32_t ConfigFromRegistry;     /* LKDH_CONFIG_*: taken from the device's hardware key */
+    uint32_t ConfigRejected;         /* LKDH_CONFIG_*: present but refused; the default was used */
+    uint32_t ConfigKeyStatus;        /* NTSTATUS of WdfDeviceOpenRegistryKey (PLUGPLAY_REGKEY_DEVICE) */
+    uint8_t IncludeDmfDataInBugCheckTriageDump; /* as the module's config holds it (F22) */
+    uint8_t ConfigReserved[3];
+    uint16_t RequestedReportType[16]; /* UTF-16, NUL padded: what the driver gave DMF, before F05 */
 } LKDH_INFO_REPLY;
 
 /* IOCTL_LIVEKERNELDUMP_CREATE input as an x64 caller lays it out (LIVEKERNELDUMP_INPUT_BUFFER,
@@ -285,7 +340,8 @@ typedef struct _LKDH_LIVEKERNELDUMP_CLIENT_STRUCTURE {
 LKDH_STATIC_ASSERT(sizeof(LKDH_HEADER) == 12, "LKDH_HEADER");
 LKDH_STATIC_ASSERT(sizeof(LKDH_BUFFER_SLICE) == 32, "LKDH_BUFFER_SLICE");
 LKDH_STATIC_ASSERT(sizeof(LKDH_REPLY) == 24, "LKDH_REPLY");
-LKDH_STATIC_ASSERT(sizeof(LKDH_INFO_REPLY) == 152, "LKDH_INFO_REPLY");
+LKDH_STATIC_ASSERT(sizeof(LKDH_INFO_REPLY) == 200, "LKDH_INFO_REPLY");
+LKDH_STATIC_ASSERT(offsetof(LKDH_INFO_REPLY, ConfigFromRegistry) == LKDH_INFO_REPLY_V1_SIZE, "protocol 1 prefix");
 LKDH_STATIC_ASSERT(sizeof(LKDH_INFO_REPLY) <= LKDH_INFO_REPLY_MAX_SIZE, "INFO must fit what harnesses offer");
 LKDH_STATIC_ASSERT(sizeof(LKDH_LIVEKERNELDUMP_CREATE_INPUT) == 37, "F24: 37 bytes on x64");
 LKDH_STATIC_ASSERT(sizeof(LKDH_LIVEKERNELDUMP_CLIENT_STRUCTURE) == 12, "F20: 12 bytes on x64");

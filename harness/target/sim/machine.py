@@ -218,6 +218,17 @@ class SimulatedMachine(Target):
             boot=self.boot_number,
             verifier=self.settings.verifier,
         )
+        self.verifier = DriverVerifier(TEST_DRIVER, enabled=self.settings.verifier)
+        self._start_driver()
+
+    def restart_driver(self) -> None:
+        """A device restart on the same boot (pnputil /restart-device): the driver's DeviceAdd runs
+        again with the current `settings.module`, so its module, ring and framework data are new;
+        memory, the clock, the OS's live-dump service and Verifier (read at boot) stay."""
+        self._start_driver()
+
+    def _start_driver(self) -> None:
+        """EvtDriverDeviceAdd: the DMF modules with this config, framework data stored (F16, F18)."""
         config = self.settings.module
         if config.has_crash_dump_child and (
             self.settings.second_crash_dump_module or self.settings.device_instances > 1
@@ -226,7 +237,6 @@ class SimulatedMachine(Target):
                 "the test driver failed to start: a second DMF_CrashDump instance fails to open with "
                 "STATUS_INVALID_PARAMETER (F22/F41: one per driver image, a global singleton)"
             )
-        self.verifier = DriverVerifier(TEST_DRIVER, enabled=self.settings.verifier)
         self.module = LiveKernelDumpModule(self.profile, self.service, config, TEST_DRIVER, self.verifier)
         self.ioctl = LiveKernelDumpIoctlHandler(
             self.module, self.memory, checked_dmf=self.settings.checked_dmf

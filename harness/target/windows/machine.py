@@ -26,6 +26,7 @@ from typing import Any
 from harness.dump import DumpFormatError, open_dump
 from harness.target.base import OperationTimeout, Target, TargetError
 from harness.target.lkd_ioctl import IOCTL_LIVEKERNELDUMP_CREATE
+from harness.target.machine_settings import MachineSettings
 from harness.target.ops import (
     Alloc,
     BufferRef,
@@ -47,12 +48,13 @@ from harness.target.ops import (
     Wait,
     buffer_not_found,
 )
-from harness.target.status import STATUS_NOT_FOUND, STATUS_SUCCESS
-from harness.target.windows import lkdctl, protocol
+from harness.target.status import STATUS_NOT_FOUND, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_SUCCESS
+from harness.target.windows import lkdctl, module_config, protocol
 from harness.target.windows.config import TargetConfig
 from harness.target.windows.driver_build import DriverBuild, declared_build, reported_build
 from harness.target.windows.guest import NO_BOOT, BootIdentity, Guest
 from harness.target.windows.hypervisor import Hypervisor, SessionOpener, hypervisor_from_config
+from harness.target.windows.machine_setup import MachineSetup, cannot_apply
 from harness.target.windows.package_check import PackageFacts, check_package
 from harness.target.windows.powershell import ScriptError
 from harness.target.windows.provision import lkdctl_guest_path, provision, restart
@@ -104,6 +106,8 @@ class WindowsMachine(Target):
         self._declared_read = False
         self.package: PackageFacts | None = None
         self._deadline: float | None = None  # the running step's timeout, for the lkdctl call
+        self._settings = MachineSettings()  # the scenario's `machine:`, applied at prepare()
+        self._setup = MachineSetup(self.guest, config)
 
     # -- Target -------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -119,15 +123,38 @@ class WindowsMachine(Target):
             self.hypervisor.revert()
             self.guest.close()
             self._boot = self.guest.wait_for_new_boot(NO_BOOT)
+            self._setup.forget_written()  # the checkpoint holds its own parameters again
         elif self._prepared:
             self._boot = restart(self.guest)
         report = provision(self.guest, self.config, self.package)
-        for action in report.actions:
+        for action in report.actions + self._setup.apply(self._settings):
             log.info("%s: %s", self.config.name, action)
+        self._check_settings_took()
         self._boot = self.guest.boot_identity()
         self._forget_boot()
         self._known_dumps = {_dump_key(dump) for dump in self._list_dumps()}
         self._prepared = True
+
+    def configure(self, settings: MachineSettings) -> str | None:
+        """A scenario's `machine:`, applied at the next prepare() (machine_setup.py): module settings
+        as the driver's registry parameters and a device restart, Verifier with a reboot; each call
+        replaces the last, so settings a scenario leaves out go back to what the VM had."""
+        reason = cannot_apply(settings, self.package.os_build_floor if self.package else None)
+        if reason is None:
+            self._settings = settings
+        return reason
+
+    def _check_settings_took(self) -> None:
+        """The driver's INFO, not the harness's writes, decides whether the settings are in force."""
+        if self._settings.is_empty():
+            return
+        info = self._control(protocol.pack_info(), info=True)
+        problems = module_config.unmet(self._settings, info)
+        if self._settings.verifier is not None and info.verifier != self._settings.verifier:
+            running = "runs" if info.verifier else "does not run"
+            problems.append(f"verifier={self._settings.verifier}: the driver {running} under Driver Verifier")
+        if problems:
+            raise module_config.ModuleConfigNotTaken(self.config.name, problems)
 
     def _preflight(self) -> PackageFacts:
         """The package checked against the VM's architecture, asked read-only before any change."""
@@ -250,7 +277,14 @@ class WindowsMachine(Target):
         return self._declared
 
     def close(self) -> None:
-        self.guest.close()
+        """Put back the parameters and Verifier state lkdh changed, then disconnect."""
+        try:
+            for action in self._setup.restore():
+                log.info("%s: restored: %s", self.config.name, action)
+        except (SessionError, TargetError) as error:
+            log.warning("%s: could not restore the VM's own machine settings: %s", self.config.name, error)
+        finally:
+            self.guest.close()
 
     # -- operations ---------------------------------------------------------------------------
     def _driver_op(self, op: Op) -> OpResult:
@@ -363,7 +397,14 @@ class WindowsMachine(Target):
             else protocol.MODULE_INTERFACE_GUID,  # F37: the module's IOCTL is served on either
             read_only=not op.write_access,
         )
-        reply = self._run_lkdctl(call, as_user=not op.elevated)
+        try:
+            reply = self._run_lkdctl(call, as_user=not op.elevated)
+        except lkdctl.LkdctlError as error:
+            if error.kind != "no_device_interface":
+                raise
+            # GuidDeviceInterface all zeros (F23): the module registered no interface, so an
+            # application cannot open one; the simulator answers the same status.
+            return OpResult(STATUS_OBJECT_NAME_NOT_FOUND, detail=f"no device interface to open ({error})")
         self._last_create = self._clock()
         return OpResult(reply.ntstatus)
 

@@ -35,7 +35,8 @@ from harness.target.lkd_ioctl import (
 if TYPE_CHECKING:  # lkdctl.py imports this module; the reply type is only an annotation here
     from harness.target.windows.lkdctl import LkdctlReply
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+"""2: INFO also reports the module configuration the driver read from its registry parameters."""
 REQUEST_MAGIC = int.from_bytes(b"LKDQ", "little")
 REPLY_MAGIC = int.from_bytes(b"LKDR", "little")
 CONTROL_INTERFACE_GUID = uuid.UUID("6b1f5a0e-8c1d-4c35-9a57-4c4b44480003")
@@ -52,6 +53,18 @@ MAX_PATTERN_LENGTH = 65536
 MAX_CLIENT_STRUCTURES = 4096
 INFO_REPLY_MAX_SIZE = 4096
 """The output size offered for INFO, so a newer driver's longer INFO reply still fits."""
+INFO_REPLY_V1_SIZE = 152
+"""Protocol 1's INFO reply: the prefix every later INFO reply keeps."""
+
+REPORT_TYPE_MAX_CHARS = 15
+"""lkmdtel's limit, 16 WCHARs with the NUL (F05); the driver refuses a longer registry ReportType."""
+DEFAULT_REPORT_TYPE = "LkdhTestDriver"
+GUID_TEXT_CHARS = 38
+CONFIG_REPORT_TYPE = 0x1
+CONFIG_GUID_DEVICE_INTERFACE = 0x2
+CONFIG_GUID_SECONDARY_DATA = 0x4
+CONFIG_INCLUDE_DMF_DATA = 0x8
+"""LKDH_CONFIG_*: one bit per registry value in INFO's ConfigFromRegistry / ConfigRejected."""
 
 INFO_FLAG_VERIFIER = 0x1
 INFO_FLAG_LIVE_DUMP_SUPPORTED = 0x2
@@ -191,6 +204,12 @@ INFO_REPLY = Layout(
         ("Flags", "I"),
         ("Reserved", "I"),
         ("DmfCommit", "40s"),
+        ("ConfigFromRegistry", "I"),
+        ("ConfigRejected", "I"),
+        ("ConfigKeyStatus", "I"),
+        ("IncludeDmfDataInBugCheckTriageDump", "B"),
+        ("ConfigReserved", "3s"),
+        ("RequestedReportType", "32s"),
     ],
 )
 LIVEKERNELDUMP_CREATE_INPUT = Layout.from_format(
@@ -442,6 +461,8 @@ class InfoReply:
     driver_version: tuple[int, int, int, int]
     flags: int
     dmf_commit: str
+    config: ConfigReport | None = None
+    """What the driver read from its registry parameters; None from a protocol-1 driver."""
 
     @property
     def verifier(self) -> bool:
@@ -454,6 +475,22 @@ class InfoReply:
     @property
     def module_present(self) -> bool:
         return bool(self.flags & INFO_FLAG_MODULE_PRESENT)
+
+
+@dataclass(frozen=True)
+class ConfigReport:
+    """INFO's protocol-2 fields: the module configuration as this device start read it (Config.c)."""
+
+    from_registry: int
+    """CONFIG_* bits of the values taken from the device's hardware key."""
+    rejected: int
+    """CONFIG_* bits of the values present but refused (the built-in default was used)."""
+    key_status: int
+    """NTSTATUS of WdfDeviceOpenRegistryKey(PLUGPLAY_REGKEY_DEVICE)."""
+    include_dmf_data_in_bugcheck_dump: bool
+    """As the module's own config holds it (F22)."""
+    requested_report_type: str
+    """What the driver handed DMF, before DMF keeps 11 characters of it (F05)."""
 
 
 def _checked_header(operation: Operation, data: bytes, layout: Layout, exact_version: bool) -> dict[str, Any]:
@@ -481,8 +518,17 @@ def unpack_reply(operation: Operation, data: bytes) -> ControlReply:
 
 def unpack_info_reply(data: bytes) -> InfoReply:
     """The INFO reply of any driver build: its prefix is stable, so the version is always readable."""
-    values = _checked_header(Operation.INFO, data, INFO_REPLY, exact_version=False)
-    report_type = values["ReportType"].decode("utf-16-le").split("\0", 1)[0]
+    values = _checked_header(Operation.INFO, data, _info_layout(data), exact_version=False)
+    report_type = _utf16_field(values["ReportType"])
+    config = None
+    if "ConfigFromRegistry" in values:
+        config = ConfigReport(
+            from_registry=values["ConfigFromRegistry"],
+            rejected=values["ConfigRejected"],
+            key_status=values["ConfigKeyStatus"],
+            include_dmf_data_in_bugcheck_dump=bool(values["IncludeDmfDataInBugCheckTriageDump"]),
+            requested_report_type=_utf16_field(values["RequestedReportType"]),
+        )
     return InfoReply(
         protocol_version=values["Header"]["Version"],
         dmf_status=values["DmfStatus"],
@@ -494,7 +540,24 @@ def unpack_info_reply(data: bytes) -> InfoReply:
         driver_version=struct.unpack("<4H", values["DriverVersion"]),
         flags=values["Flags"],
         dmf_commit=values["DmfCommit"].split(b"\0", 1)[0].decode("ascii", "replace"),
+        config=config,
     )
+
+
+INFO_REPLY_V1 = Layout("LKDH_INFO_REPLY", INFO_REPLY.fields[:11])
+"""Protocol 1's INFO reply (no configuration fields), as an older driver still answers."""
+
+
+def _info_layout(data: bytes) -> Layout:
+    """INFO's layout by the reply's own version: an older driver's shorter reply is still readable,
+    so the harness can name its version (ProtocolMismatch) instead of failing on a size."""
+    if len(data) >= HEADER.size and HEADER.unpack(data)["Version"] < 2 and len(data) < INFO_REPLY.size:
+        return INFO_REPLY_V1
+    return INFO_REPLY
+
+
+def _utf16_field(raw: bytes) -> str:
+    return raw.decode("utf-16-le", "replace").split("\0", 1)[0]
 
 
 def control_reply(operation: Operation, reply: LkdctlReply) -> ControlReply:
