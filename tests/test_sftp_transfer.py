@@ -89,10 +89,13 @@ def test_a_256_mib_dump_arrives_whole_and_verified_by_the_guests_hash(
 
     assert (result.path, result.size, result.sha256, result.resumed_from) == (local, BIG, expected, 0)
     # OpenSSH 8.7+ says in limits@openssh.com that it answers 255 KiB reads: 252 KiB requests,
-    # each 64 MiB segment ending in a shorter one
-    assert result.reads == BIG // sftp_transfer.SEGMENT * -(
-        -sftp_transfer.SEGMENT // sftp_transfer.MAX_REQUEST_SIZE
-    )
+    # streamed over OpenSSH's transport, prefetched 64 MiB at a time on paramiko's (each segment
+    # ending in a shorter request)
+    request, segment = sftp_transfer.MAX_REQUEST_SIZE, sftp_transfer.SEGMENT
+    if isinstance(source, OpenSshSftp):
+        assert result.reads == -(-BIG // request)
+    else:
+        assert result.reads == BIG // segment * -(-segment // request)
     assert local.stat().st_size == BIG
     assert not local.with_name("MEMORY.DMP.partial").exists()
     assert progress == sorted(progress) and progress[-1] == BIG
@@ -238,3 +241,23 @@ def test_a_malformed_expected_hash_is_refused_before_anything_moves(ssh: SshSess
     with pytest.raises(ValueError, match="not a SHA-256"):
         download(ssh, "/etc/hostname", tmp_path / "h", "abc123")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_short_answer_ends_the_streamed_read_and_paramiko_finishes_the_file(
+    shared_sshd: SshdServer,
+    ssh: SshSession,
+    small_remote_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """OpenSSH's transport streams reads by hand (openssh_sftp.stream_read); requests larger than
+    sftp-server answers (255 KiB) come back short, which that loop does not handle itself."""
+    monkeypatch.setattr(sftp_transfer, "read_request_size", lambda sftp: 512 << 10)
+    caplog.set_level(logging.DEBUG, logger="harness.target.windows.sftp_transfer")
+    expected = guest_sha256(ssh, small_remote_file)
+
+    result = download(openssh_for(shared_sshd), str(small_remote_file), tmp_path / "dump.dmp", expected)
+
+    assert result.sha256 == expected
+    assert any("streamed read stopped at 261120" in record.getMessage() for record in caplog.records)

@@ -42,6 +42,7 @@ from typing import Protocol
 import paramiko
 from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY
 
+from harness.target.windows.openssh_sftp import NotStreamable
 from harness.target.windows.session import SessionError
 from harness.target.windows.verified_download import DownloadResult, PartialCopy, normalized_sha256
 
@@ -235,6 +236,17 @@ def _remote_blocks(
         while position < size:
             with sftp.open(remote_path, "rb") as remote:
                 remote.MAX_REQUEST_SIZE = request  # this file only; prefetch and read both use it
+                stream = getattr(sftp, "stream_read", None)  # OpenSSH's transport: no copies
+                if stream is not None and position == start:
+                    try:
+                        for view in stream(remote.handle, position, size, request, WRITE_BEHIND + 3):
+                            position += len(view)
+                            yield view
+                    except NotStreamable as stop:
+                        log.debug("sftp: streamed read stopped at %d; paramiko goes on", stop.position)
+                        position = stop.position
+                    if position >= size:
+                        break
                 remote.seek(position)
                 for block in _prefetched_blocks(remote, position, size, request):
                     position += len(block)
