@@ -173,6 +173,8 @@ def _special(b: _Builder, pml4: int, out: Generated) -> None:
         out.special[name] = va_of(region, 0, 0, index)
     b.set_entry(pd, 1, (b.random_present_frame() << 12) | TRANSITION)  # non-present PDE
     out.special["pde_transition"] = va_of(region, 0, 1, 0)
+    b.set_entry(pd, 2, (absent << 12) | P | RW)  # a present PDE whose page table is not in the dump
+    out.special["pt_absent"] = va_of(region, 0, 2, 0)
     out.special["pdpte_zero"] = va_of(region, 1, 0, 0)  # PDPT entry 1 stays zero
     b.set_entry(pml4, REGION_PML4["absent_pdpt"], (absent << 12) | P | RW)
     out.special["table_absent"] = va_of(REGION_PML4["absent_pdpt"])

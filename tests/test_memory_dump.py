@@ -27,7 +27,7 @@ from harness.dump import (
     open_dump,
     summary,
 )
-from harness.dump.pagewalk import FAULT_NAMES
+from harness.dump.pagewalk import FAULT_NAMES, STEP_KIND, STEP_LARGE_FILE, STEP_LARGE_PHYSICAL, STEP_TABLE
 
 # Holes everywhere: between ranges, inside 2 MiB chunks, ranges not 8- or 64-aligned, and 1 GiB
 # pages that are nearly all absent. Five ranges, so the same plan is a valid full dump (<= 42 runs).
@@ -129,6 +129,7 @@ def test_walk_failures_name_the_level_and_the_entry(generated: Generated) -> Non
         "pdpte_zero": ("PDPTE", "zero entry"),
         "pml4e_zero": ("PML4E", "zero entry"),
         "table_absent": ("PDPTE", "the table page holding this entry (page frame 0x2005"),
+        "pt_absent": ("PTE", "the table page holding this entry (page frame 0x2005"),
         "page_absent": ("page", "page frame 0x2005 is not in the dump"),
     }
     with open_dump(generated.path) as dump:
@@ -138,7 +139,7 @@ def test_walk_failures_name_the_level_and_the_entry(generated: Generated) -> Non
             error = info.value
             assert (error.level, error.address, error.size) == (level, special[name], 4), name
             assert words in str(error), (name, str(error))
-            if level in ("PTE", "PDE", "PDPTE", "PML4E") and name != "table_absent":
+            if level in ("PTE", "PDE", "PDPTE", "PML4E") and not name.endswith("_absent"):
                 raw = dump.read_physical(error.entry_address, 8)
                 assert error.entry == int.from_bytes(raw, "little")
                 assert f"= 0x{error.entry:016x}" in str(error)
@@ -178,6 +179,20 @@ def test_batch_matches_single_reads_including_faults_and_page_straddles(generate
         expected = {a: (v, f) for a, v, f in zip(addresses, flat_values, flat_faults, strict=True)}
         assert len(many) > 8192
         assert list(zip(big_values.tolist(), big_faults.tolist(), strict=True)) == [expected[a] for a in many]
+        # the batch went through every kind of cached step: page tables, 2 MiB granules wholly
+        # stored (one addition per read) and granules with holes (a page lookup per read)
+        walker = dump.walker
+        kinds = set((walker._tlb_step[walker._tlb_key != 0] & STEP_KIND).tolist())
+        assert kinds == {STEP_TABLE, STEP_LARGE_FILE, STEP_LARGE_PHYSICAL}
+        # every kind of failed walk, alone in a batch (so the step cache is filled by it) and again
+        for name, address in generated.special.items():
+            for _ in range(2):
+                _, (fault,) = dump.try_read_u64([address])
+                try:
+                    dump.read_virtual(address, 8)
+                    assert fault == 0, name
+                except PageNotInDump as error:
+                    assert FAULT_NAMES[int(fault)] == error.level, name
         # a second pass hits the upper-level cache and must give the same answers
         again, again_faults = dump.try_read_u64(np.array(addresses, dtype=np.uint64))
         assert again.tolist() == values.ravel().tolist() and again_faults.tolist() == faults.ravel().tolist()

@@ -149,7 +149,7 @@ def windows_like_sshd(windows_sftp_root: Path, tmp_path: Path) -> Iterator[SshdS
     server.stop()
 
 
-def guest_config(server: SshdServer) -> TargetConfig:
+def guest_config(server: SshdServer, sftp_client: str = "auto") -> TargetConfig:
     return TargetConfig.model_validate(
         {
             "name": "loopback",
@@ -161,20 +161,23 @@ def guest_config(server: SshdServer) -> TargetConfig:
                 "key_file": str(server.client_key),
                 "known_hosts": str(server.known_hosts),
                 "connect_timeout": 5,
+                "sftp_client": sftp_client,
             },
             "driver": {"package": "/nonexistent", "hardware_id": "Root\\LkdhTestDriver", "lkdctl": "/x.exe"},
         }
     )
 
 
+@pytest.mark.parametrize("sftp_client", ["auto", "openssh", "paramiko"])
 def test_guest_download_over_sftp_from_a_real_sshd(
-    windows_like_sshd: SshdServer, windows_sftp_root: Path, tmp_path: Path
+    sftp_client: str, windows_like_sshd: SshdServer, windows_sftp_root: Path, tmp_path: Path
 ) -> None:
-    """Only WinRM could say the hash; the guest prints it in upper case (Get-FileHash)."""
+    """Only WinRM could say the hash; the guest prints it in upper case (Get-FileHash). `auto` and
+    `openssh` carry it over OpenSSH's ssh (no paramiko session is opened), `paramiko` over its own."""
     on_guest = windows_sftp_root / "C:" / "Windows" / "Minidump" / "010126-00001-01.dmp"
     on_guest.parent.mkdir(parents=True)
     on_guest.write_bytes(DATA)
-    guest = Guest(guest_config(windows_like_sshd), ConfiguredSessions())
+    guest = Guest(guest_config(windows_like_sshd, sftp_client), ConfiguredSessions())
     local = tmp_path / "dumps" / "Minidump" / "010126-00001-01.dmp"
     try:
         path = guest.download(
@@ -183,6 +186,7 @@ def test_guest_download_over_sftp_from_a_real_sshd(
         assert path == local and local.read_bytes() == DATA
         with pytest.raises(SessionError, match=r"no such file on the guest: /C:/Windows/Minidump/none.dmp"):
             guest.download(r"C:\Windows\Minidump\none.dmp", tmp_path / "none.dmp", size=1, sha256=SHA)
+        assert (guest._ssh is not None) == (sftp_client == "paramiko")
     finally:
         guest.close()
     assert on_guest.read_bytes() == DATA, "nothing on the guest is changed"

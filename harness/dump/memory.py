@@ -24,7 +24,7 @@ import numpy as np
 
 from . import layout as L
 from .errors import DumpFormatError, PageNotInDump
-from .pagewalk import FAULT_NAMES, FAULT_OK, FAULT_PAGE, PageWalker, gather_file_u64
+from .pagewalk import FAULT_NAMES, FAULT_OK, PageWalker
 from .physical import PageIndex, PageRange, load_bitmap_index, load_run_index
 from .reader import KERNEL_READERS, KernelDump
 from .secondary import walk_blob_chain
@@ -153,16 +153,13 @@ class MemoryDump(KernelDump):
         return values.reshape(shape), fault.reshape(shape)
 
     def _read_u64_slice(self, va: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        physical, fault = self.walker.translate_many(va)
+        offsets, fault = self.walker.file_offsets_many(va)
+        straddle = (fault == FAULT_OK) & ((va & np.uint64(0xFFF)) > np.uint64(0xFF8))
+        if not straddle.any() and not fault.any():
+            return self.walker.u64_at(offsets), fault
         values = np.zeros(len(va), dtype=np.uint64)
-        within = physical & np.uint64(0xFFF)
-        straddle = (fault == FAULT_OK) & (within > np.uint64(0xFF8))
         simple = np.flatnonzero((fault == FAULT_OK) & ~straddle)
-        offsets = self.pages.file_offsets(physical[simple] >> np.uint64(L.PAGE_SHIFT))
-        here = offsets >= 0
-        fault[simple[~here]] = FAULT_PAGE
-        read_at = offsets[here] + within[simple[here]].view(np.int64)
-        values[simple[here]] = gather_file_u64(self._view, read_at)
+        values[simple] = self.walker.u64_at(offsets[simple])
         for i in np.flatnonzero(straddle).tolist():
             try:
                 values[i] = int.from_bytes(self.read_virtual(int(va[i]), 8), "little")

@@ -10,9 +10,14 @@ are reported as such, never followed, since their frame is not mapped (kdmp-pars
 The walk always takes at most four steps, so a page-table loop (an entry pointing at its own table,
 as Windows' self-map does) cannot make it run forever; it only reads the same page again.
 
-The scalar path caches, per 2 MiB of virtual space, where its page table (or large page) is: the
-dump is read-only, so a translation never changes, and a hit saves three of the four reads. The
-cache is bounded (cleared when it reaches ``CACHE_LIMIT`` entries).
+Both paths cache, per 2 MiB of virtual space, where its page table (or large page) is: the dump
+is read-only, so a translation never changes, and a hit saves three of the four reads. What is
+cached is a *step* (``STEP_*``): the file offset of the page table, or of a 2 MiB granule of a
+large page whose 512 frames are all stored one after the other (then a read is one addition), or,
+when some are missing, the granule's physical base. The scalar cache is a dict (cleared when it
+reaches ``CACHE_LIMIT`` entries); the vector one is a direct-mapped table of ``TLB_SLOTS`` (what a
+processor's paging-structure caches hold), so a batch that hits it reads one PTE per 4 KiB-page
+address, and nothing but the value for an address in a large page.
 """
 
 from __future__ import annotations
@@ -35,6 +40,12 @@ LEVELS = (("PML4E", 39), ("PDPTE", 30), ("PDE", 21), ("PTE", 12))
 CACHE_LIMIT = 1 << 16
 TLB_BITS = 16
 TLB_SLOTS = 1 << TLB_BITS  # the vector walk's upper-level cache (16 bytes a slot)
+
+# Steps (cache values): an offset or base with the kind in its low two bits (both are 4 KiB-aligned)
+STEP_TABLE, STEP_LARGE_FILE, STEP_LARGE_PHYSICAL = 0, 1, 2
+STEP_KIND = 3
+GRANULE = 0x1F_FFFF  # 2 MiB - 1
+FIBONACCI = np.uint64(0x9E37_79B9_7F4A_7C15)
 
 # Fault codes of the vector walk: 0 translated, 1-4 the level whose entry stopped it, then:
 FAULT_OK, FAULT_PAGE, FAULT_NONCANONICAL = 0, 5, 6
@@ -78,8 +89,9 @@ class PageWalker:
         self._buffer = buffer
         self._file_size = file_size
         self._cache: dict[int, int] = {}  # VA >> 21 -> (table or large-page base) << 1 | is_large
-        self._tlb_key = np.zeros(TLB_SLOTS, dtype=np.uint64)
-        self._tlb_value = np.zeros(TLB_SLOTS, dtype=np.uint64)
+        self._steps: dict[int, int] = {}  # VA >> 21 -> step (file_offset's cache)
+        self._tlb_key = np.zeros(TLB_SLOTS, dtype=np.uint64)  # VA >> 21, + 1 (0: an empty slot)
+        self._tlb_step = np.zeros(TLB_SLOTS, dtype=np.int64)
 
     # --- physical ------------------------------------------------------------------------------------
     def physical_offset(self, physical: int) -> int | None:
@@ -125,17 +137,38 @@ class PageWalker:
 
     def file_offset(self, va: int, size: int = 1) -> int | None:
         """File offset of the byte at ``va`` (None: its page is not in the dump; PageNotInDump:
-        the walk stopped). The hot path of single reads: a cache hit costs one entry read."""
-        cached = self._cache.get(va >> 21)
-        if cached is not None and not cached & 1:
-            entry_address = (cached >> 1) + ((va >> 9) & 0xFF8)
-            table_offset = self.pages.file_offset(entry_address >> L.PAGE_SHIFT)
-            if table_offset is not None:
-                entry = _U64.unpack_from(self._buffer, table_offset + (entry_address & 0xFFF))[0]
+        the walk stopped). The hot path of single reads: a cached step costs one addition (large
+        page) or one entry read (page table)."""
+        step = self._steps.get(va >> 21)
+        if step is not None:
+            kind = step & STEP_KIND
+            if kind == STEP_LARGE_FILE:
+                return step - STEP_LARGE_FILE + (va & GRANULE)
+            if kind == STEP_TABLE:
+                entry = _U64.unpack_from(self._buffer, step + ((va >> 9) & 0xFF8))[0]
                 if entry & PRESENT:
                     offset = self.pages.file_offset((entry & ADDRESS_BITS) >> L.PAGE_SHIFT)
                     return None if offset is None else offset + (va & 0xFFF)
-        return self.physical_offset(self.translate(va, size))
+        physical = self.translate(va, size)  # raises where the walk stops; fills _cache
+        cached = self._cache.get(va >> 21)
+        if cached is not None:
+            if len(self._steps) >= CACHE_LIMIT:
+                self._steps.clear()
+            self._steps[va >> 21] = self._step_of(cached >> 1, cached & 1)
+        return self.physical_offset(physical)
+
+    def _step_of(self, base: int, large: int) -> int:
+        """The step for a page table at physical ``base`` (whose page is in the dump, as the walk
+        that found it read it) or for the 2 MiB granule at ``base``."""
+        if not large:
+            offset = self.physical_offset(base)
+            assert offset is not None, "the walk read this table"
+            return offset | STEP_TABLE
+        first = self.pages.file_offset(base >> L.PAGE_SHIFT)
+        last = self.pages.file_offset((base >> L.PAGE_SHIFT) + 511)
+        if first is not None and last is not None and last - first == 511 * L.PAGE_SIZE:
+            return first | STEP_LARGE_FILE  # the ranks differ by 511: all 512 frames, in order
+        return base | STEP_LARGE_PHYSICAL
 
     def _last_step(self, va: int, size: int, table: int) -> int:
         entry_address = table + ((va >> 12) & 0x1FF) * 8
@@ -151,38 +184,105 @@ class PageWalker:
 
     # --- many addresses ------------------------------------------------------------------------------
     def translate_many(self, va: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Physical addresses and fault codes (FAULT_NAMES) for an array of virtual addresses.
-
-        The upper three levels go through a direct-mapped cache of TLB_SLOTS entries keyed by
-        VA >> 21 (what a processor's paging-structure caches hold): addresses that hit it need one
-        entry read, the PTE; the rest walk from the PML4 and fill it.
-        """
+        """Physical addresses and fault codes (FAULT_NAMES) for an array of virtual addresses
+        (every address walks from the PML4; reads go through ``file_offsets_many`` and its cache)."""
         va = np.asarray(va, dtype=np.uint64)
         top = va >> np.uint64(47)
         fault = np.where((top == 0) | (top == 0x1FFFF), FAULT_OK, FAULT_NONCANONICAL).astype(np.int8)
-        key = (va >> np.uint64(21)) + np.uint64(1)  # 0 marks an empty slot
-        # Fibonacci hashing: regions that differ only in their PML4 index must not share slots
-        slot = ((key * np.uint64(0x9E37_79B9_7F4A_7C15)) >> np.uint64(64 - TLB_BITS)).view(np.int64)
-        step = self._tlb_value[slot]
-        miss = np.flatnonzero((self._tlb_key[slot] != key) & (fault == FAULT_OK))
-        if len(miss):
-            walked, ok = self._walk_upper(va[miss], fault, miss)
-            step[miss] = walked
-            filled = miss[ok]
-            self._tlb_key[slot[filled]] = key[filled]
-            self._tlb_value[slot[filled]] = walked[ok]
+        live = np.flatnonzero(fault == FAULT_OK)
+        step, _ = self._walk_upper(va[live], fault, live)
         physical = np.zeros(len(va), dtype=np.uint64)
-        live = fault == FAULT_OK
-        large = live & ((step & np.uint64(1)) != 0)
-        physical[large] = (step[large] >> np.uint64(1)) | (va[large] & np.uint64(0x1F_FFFF))
-        small = np.flatnonzero(live & ~large)
+        large = (step & np.uint64(1)) != 0
+        walked = fault[live] == FAULT_OK
+        at = live[walked & large]
+        physical[at] = (step[walked & large] >> np.uint64(1)) | (va[at] & np.uint64(GRANULE))
+        small = live[walked & ~large]
         index = (va[small] >> np.uint64(12)) & np.uint64(0x1FF)
-        entry, found = self.gather_u64((step[small] >> np.uint64(1)) + index * np.uint64(8))
+        entry, found = self.gather_u64((step[walked & ~large] >> np.uint64(1)) + index * np.uint64(8))
         ok = found & ((entry & np.uint64(PRESENT)) != 0)
         fault[small[~ok]] = 4
         done = small[ok]
         physical[done] = (entry[ok] & np.uint64(ADDRESS_BITS)) | (va[done] & np.uint64(0xFFF))
         return physical, fault
+
+    def file_offsets_many(self, va: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """File offset of the byte at each virtual address (-1 where unreadable) and a fault code
+        per address (FAULT_NAMES): the vector walk, through the step cache (see the module docstring).
+        """
+        va = np.asarray(va, dtype=np.uint64)
+        top = va >> np.uint64(47)
+        fault = np.zeros(len(va), dtype=np.int8)
+        key = (va >> np.uint64(21)) + np.uint64(1)
+        # Fibonacci hashing: regions that differ only in their PML4 index must not share slots
+        slot = ((key * FIBONACCI) >> np.uint64(64 - TLB_BITS)).view(np.int64)
+        step = self._tlb_step[slot]
+        miss = self._tlb_key[slot] != key
+        canonical = (top == 0) | (top == 0x1FFFF)
+        if not canonical.all():
+            fault[~canonical] = FAULT_NONCANONICAL
+            miss &= canonical
+        missed = np.flatnonzero(miss)
+        if len(missed):
+            step[missed] = self._fill_steps(va[missed], fault, missed)
+            filled = missed[fault[missed] == FAULT_OK]
+            self._tlb_key[slot[filled]] = key[filled]
+            self._tlb_step[slot[filled]] = step[filled]
+        kind = step & STEP_KIND
+        offsets = (step - kind) + (va & np.uint64(GRANULE)).view(np.int64)  # right for STEP_LARGE_FILE
+        table = np.flatnonzero((kind == STEP_TABLE) & (fault == FAULT_OK))
+        if len(table):
+            table_offsets = step[table] + ((va[table] >> np.uint64(9)) & np.uint64(0xFF8)).view(np.int64)
+            words = np.frombuffer(self._buffer, dtype=np.uint64, count=len(self._buffer) // 8)
+            entry = words[table_offsets >> 3]
+            present = (entry & np.uint64(PRESENT)) != 0
+            fault[table[~present]] = 4
+            at = self.pages.file_offsets((entry & np.uint64(ADDRESS_BITS)) >> np.uint64(L.PAGE_SHIFT))
+            offsets[table] = at + (va[table] & np.uint64(0xFFF)).view(np.int64)
+            fault[table[present & (at < 0)]] = FAULT_PAGE
+        partial = np.flatnonzero((kind == STEP_LARGE_PHYSICAL) & (fault == FAULT_OK))
+        if len(partial):
+            physical = offsets[partial].view(np.uint64)
+            at = self.pages.file_offsets(physical >> np.uint64(L.PAGE_SHIFT))
+            offsets[partial] = at + (physical & np.uint64(0xFFF)).view(np.int64)
+            fault[partial[at < 0]] = FAULT_PAGE
+        offsets[fault != FAULT_OK] = -1
+        return offsets, fault
+
+    def u64_at(self, offsets: np.ndarray) -> np.ndarray:
+        """The little-endian u64 at each file offset, which callers take inside a stored page (so
+        each + 8 <= that page's end). Cut from the two aligned words it spans: two gathers from
+        the same cache line and two shifts cost less than NumPy's unaligned gather. (NumPy
+        defines a shift by 64 as 0, which makes the high word vanish for an aligned value.)
+        The view of the map is made per call, so none outlives a read and keeps the map open."""
+        words = np.frombuffer(self._buffer, dtype=np.uint64, count=len(self._buffer) // 8)
+        index = offsets >> 3
+        low = words[index]
+        shift = (offsets & 7).view(np.uint64) << np.uint64(3)
+        if not shift.any():
+            return low
+        high = words[index + 1]  # in the same stored page unless aligned: see above
+        np.right_shift(low, shift, out=low)
+        np.left_shift(high, np.uint64(64) - shift, out=high)
+        return np.bitwise_or(low, high, out=low)
+
+    def _fill_steps(self, va: np.ndarray, fault: np.ndarray, where: np.ndarray) -> np.ndarray:
+        """The steps of ``va`` (= the addresses at ``where``) from a walk of the upper three levels;
+        ``fault`` gets the level of each that stopped, PTE (4) where the page table is not in the
+        dump (the scalar walk stops there too, reading the PTE)."""
+        walked, ok = self._walk_upper(va, fault, where)
+        steps = np.zeros(len(va), dtype=np.int64)
+        large = ok & ((walked & np.uint64(1)) != 0)
+        base = (walked >> np.uint64(1)).view(np.int64)
+        small = np.flatnonzero(ok & ~large)
+        table_at = self.pages.file_offsets(base[small].view(np.uint64) >> np.uint64(L.PAGE_SHIFT))
+        steps[small] = table_at | STEP_TABLE
+        fault[where[small[table_at < 0]]] = 4
+        granule = np.flatnonzero(large)
+        frame = base[granule].view(np.uint64) >> np.uint64(L.PAGE_SHIFT)
+        first, last = self.pages.file_offsets(frame), self.pages.file_offsets(frame + np.uint64(511))
+        whole = (first >= 0) & (last - first == 511 * L.PAGE_SIZE)
+        steps[granule] = np.where(whole, first | STEP_LARGE_FILE, base[granule] | STEP_LARGE_PHYSICAL)
+        return steps
 
     def _walk_upper(
         self, va: np.ndarray, fault: np.ndarray, where: np.ndarray

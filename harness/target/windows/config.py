@@ -279,6 +279,19 @@ class SshSettings(StrictModel):
     known_hosts: ConfigPath | None = None
     connect_timeout: Seconds = 10
     keepalive: Seconds = 30
+    sftp_client: Literal["auto", "openssh", "paramiko"] = "auto"
+    """What carries file pulls: OpenSSH's `ssh` (at OpenSSH's speed; openssh_sftp.py) or paramiko's
+    transport (about half of it). `auto`: OpenSSH when `ssh` is installed and the key has no
+    passphrase (ssh in BatchMode, without an agent, cannot be given one)."""
+
+    @model_validator(mode="after")
+    def _openssh_takes_no_passphrase(self) -> SshSettings:
+        if self.sftp_client == "openssh" and self.passphrase is not None:
+            raise ValueError(
+                "sftp_client openssh cannot use a key with a passphrase (ssh runs in BatchMode, without"
+                " an agent): use sftp_client auto or paramiko, or a key without one"
+            )
+        return self
 
 
 class SshEndpoint(SshSettings):

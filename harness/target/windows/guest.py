@@ -1,5 +1,6 @@
 """The Windows VM as the harness reaches it: PowerShell scripts over WinRM, files over SFTP (when
-the config has `ssh`) or in WinRM chunks, and reboots told apart by a clock-independent boot identity.
+the config has `ssh`; OpenSSH's `ssh` or paramiko carries them) or in WinRM chunks, and reboots
+told apart by a clock-independent boot identity.
 
 Reboot detection follows Ansible's win_reboot (note the boot before, poll until the machine answers
 from another one), but a boot is not identified by LastBootUpTime: Windows computes it as now minus
@@ -194,9 +195,23 @@ class Guest:
             self._winrm = None
 
     def _sftp_source(self) -> Any:
-        assert self.config.ssh is not None
+        """OpenSSH's `ssh` when `ssh.sftp_client` allows it (openssh_sftp.py), else the paramiko
+        session; both are sftp_transfer.SftpProviders with the same host-key policy."""
+        settings = self.config.ssh
+        assert settings is not None
+        host = self.config.ssh_host or self.host
+        if settings.sftp_client != "paramiko":
+            from harness.target.windows import openssh_sftp
+
+            usable = openssh_sftp.openssh_available() and settings.passphrase is None
+            if usable:
+                return openssh_sftp.OpenSshSftp(openssh_sftp.endpoint_for(host, settings))
+            if settings.sftp_client == "openssh":
+                raise SessionError(
+                    "transfer", host, "sftp_client openssh: OpenSSH's ssh is not installed here"
+                )
         if self._ssh is None:
-            self._ssh = self._sessions.ssh(self.config.ssh_host or self.host, self.config.ssh)
+            self._ssh = self._sessions.ssh(host, settings)
         return self._ssh
 
 
