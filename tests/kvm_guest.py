@@ -79,6 +79,8 @@ class KvmGuest:
     memory_mib: int = 256
     """Enough for sshd and Python without systemd; less RAM is less to write at each snapshot."""
     accel: str = field(default_factory=accelerator)
+    extra_qmp: tuple[Path, ...] = ()
+    """QMP sockets for a second client (the harness attached through `kind: qemu`)."""
     vm: QemuVm = field(init=False)
     ssh_port: int = field(init=False)
 
@@ -112,6 +114,7 @@ class KvmGuest:
             initrd=self.image.initrd,
             kernel_args=kvm_image.KERNEL_ARGS,
             accel=self.accel,
+            extra_qmp=self.extra_qmp,
         )
         self.vm = QemuVm(spec)
         self.known_hosts.write_text(

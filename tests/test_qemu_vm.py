@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from harness.target.windows.hypervisor import Hypervisor, HypervisorError
-from harness.target.windows.qemu_hypervisor import QemuHypervisor
+from harness.target.windows.config import QemuSettings
+from harness.target.windows.hypervisor import Hypervisor, HypervisorError, hypervisor_from_config
+from harness.target.windows.qemu_hypervisor import AttachedQemu, QemuHypervisor
 from harness.target.windows.qemu_vm import HostForward, QemuVm, QemuVmError, QemuVmSpec
+from harness.target.windows.stage_check import ConfiguredSessions
+from harness.target_config import TargetConfigErrors, load_target_config
 
 needs_qemu = pytest.mark.skipif(
     shutil.which("qemu-system-x86_64") is None or shutil.which("qemu-img") is None,
@@ -109,3 +113,93 @@ def test_a_snapshot_job_that_qemu_refuses_is_a_hypervisor_error(bare_vm: QemuVm)
         QemuHypervisor(bare_vm, snapshot="x")._job(
             "snapshot-load", {"tag": "x", "vmstate": "nope", "devices": []}
         )
+
+
+QEMU_TARGET = """\
+name: lab
+host: 127.0.0.1
+winrm:
+  username: admin
+  password: {env: LKDH_WINRM_PASSWORD}
+driver:
+  package: pkg
+  hardware_id: Root\\\\LkdhTestDriver
+  lkdctl: lkdctl.exe
+hypervisor:
+  kind: qemu
+  qmp_socket: QMP
+  snapshot: SNAPSHOT
+  console_log: logs/console.log
+"""
+
+
+def _qemu_config(tmp_path: Path, qmp: str = "run/win11.qmp", snapshot: str = "clean") -> Path:
+    path = tmp_path / "vm" / "target.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(QEMU_TARGET.replace("QMP", qmp).replace("SNAPSHOT", snapshot), encoding="utf-8")
+    return path
+
+
+def test_kind_qemu_in_a_target_config_names_the_monitor_and_the_snapshot(tmp_path: Path) -> None:
+    path = _qemu_config(tmp_path)
+    settings = load_target_config(path).hypervisor
+    assert isinstance(settings, QemuSettings)
+    assert settings.qmp_socket == path.parent / "run" / "win11.qmp"  # relative to the config's folder
+    assert settings.console_log == path.parent / "logs" / "console.log"
+    assert (settings.snapshot, settings.disk_node, settings.timeout) == ("clean", "disk0", 600)
+    hypervisor = hypervisor_from_config(settings, ConfiguredSessions())
+    assert isinstance(hypervisor, QemuHypervisor)
+    assert f"QMP {settings.qmp_socket}" in hypervisor.describe()
+    with pytest.raises(HypervisorError, match=r"QMP .*win11\.qmp"):
+        hypervisor.check()  # nothing listens there: the error names the socket
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "qmp", "expected"),
+    [
+        ("'a b'", "q.sock", "13:13: hypervisor.snapshot: 'a b' is not a QEMU name"),
+        ("clean", "{}", "12:15: hypervisor.qmp_socket: "),
+    ],
+)
+def test_kind_qemu_errors_point_at_the_value(tmp_path: Path, snapshot: str, qmp: str, expected: str) -> None:
+    path = _qemu_config(tmp_path, qmp=qmp, snapshot=snapshot)
+    with pytest.raises(TargetConfigErrors) as caught:
+        load_target_config(path)
+    (line,) = str(caught.value).splitlines()
+    assert line.removeprefix(f"{path}:").startswith(expected), line
+
+
+@needs_qemu
+def test_an_attached_qemu_reverts_through_its_own_qmp_socket(tmp_path: Path) -> None:
+    """`kind: qemu`: the harness attaches to a QEMU it did not start, through a second QMP socket, sees
+    the owner's snapshot, reverts to it and hears its events; a power cycle is refused with the reason."""
+    disk = tmp_path / "empty.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "64M"], check=True)
+    socket_dir = Path(tempfile.mkdtemp(prefix="lkdh-attach-"))
+    spec = QemuVmSpec(
+        "owned", disk, tmp_path / "state", memory_mib=64, accel="tcg", extra_qmp=(socket_dir / "h.qmp",)
+    )
+    owner = QemuVm(spec)
+    owner.start()
+    attached: QemuHypervisor | None = None
+    try:
+        QemuHypervisor(owner, snapshot="clean").take_snapshot()
+        settings = load_target_config(_qemu_config(tmp_path, qmp=str(socket_dir / "h.qmp"))).hypervisor
+        assert isinstance(settings, QemuSettings)
+        attached = QemuHypervisor.from_settings(settings)
+        assert "VM is running, snapshot exists" in attached.check()
+        since = time.monotonic()
+        attached.revert()
+        assert owner.qmp().execute("query-status")["status"] == "running"
+        attached.reset()
+        assert attached.vm.qmp().wait_for("RESET", since=since, timeout=30) is not None
+        assert owner.qmp().wait_for("RESET", since=since, timeout=30) is not None, "both clients hear it"
+        with pytest.raises(HypervisorError, match="started outside the harness"):
+            attached.power_cycle()
+        assert attached.keep_console(tmp_path / "kept.log") == ""  # no console file was written
+    finally:
+        if attached is not None:
+            assert isinstance(attached.vm, AttachedQemu)
+            attached.vm.close()
+        owner.stop()
+        shutil.rmtree(socket_dir, ignore_errors=True)

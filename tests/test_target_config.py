@@ -260,7 +260,7 @@ def test_hyperv_names_may_hold_inner_spaces_but_no_shell_characters(tmp_path: Pa
 
 def test_an_unknown_hypervisor_kind_points_at_kind(tmp_path: Path) -> None:
     errors = _errors(tmp_path, MINIMAL + "hypervisor:\n  kind: vmware\n")
-    assert errors == ["11:9: hypervisor.kind: `kind` must be one of hyperv, libvirt, none"]
+    assert errors == ["11:9: hypervisor.kind: `kind` must be one of hyperv, libvirt, qemu, none"]
 
 
 def test_libvirt_ssh_host_is_required(tmp_path: Path) -> None:

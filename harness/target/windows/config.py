@@ -56,7 +56,10 @@ A complete example (vm/example-target.yaml is written from it)::
     timeouts: {command: 120, boot: 600, transfer: 900}
 
 A Hyper-V host instead: `hypervisor: {kind: hyperv, host: hv01.example.test, winrm: {...as above...},
-vm_name: Win11 Lab, checkpoint: clean-driver-ready}`; no hypervisor: `{kind: none}` (the default).
+vm_name: Win11 Lab, checkpoint: clean-driver-ready}`; a QEMU on the harness's own host, attached
+through its QMP socket: `hypervisor: {kind: qemu, qmp_socket: /run/lkdh/win11.qmp, snapshot:
+clean-driver-ready, disk_node: disk0, console_log: /var/log/lkdh/win11-console.log}`; no hypervisor:
+`{kind: none}` (the default).
 """
 
 from __future__ import annotations
@@ -312,13 +315,57 @@ class HyperVSettings(StrictModel):
 
 
 class LibvirtSettings(StrictModel):
-    """Reset by `virsh snapshot-revert`, run over SSH on the libvirt host."""
+    """Reset by reverting a libvirt domain snapshot.
+
+    `client: virsh` (the default) runs `virsh snapshot-revert` over SSH on the libvirt host (`ssh`
+    says how to get there). `client: libvirt-python` speaks libvirt's RPC from the harness itself
+    (libvirt_api.py): the URI says where the host is (`qemu:///system` here, or
+    `qemu+ssh://user@kvm-host/system`), so `ssh` is not given.
+    """
 
     kind: Literal["libvirt"]
-    ssh: SshEndpoint
+    client: Literal["virsh", "libvirt-python"] = "virsh"
+    ssh: SshEndpoint | None = None
     uri: LibvirtUri = "qemu:///system"
     domain: LibvirtName
     snapshot: LibvirtName
+    timeout: Seconds = 600
+
+    @model_validator(mode="after")
+    def _reachable(self) -> LibvirtSettings:
+        if self.client == "virsh" and self.ssh is None:
+            raise ValueError("client virsh runs virsh over SSH on the libvirt host: give `ssh`")
+        if self.client == "libvirt-python" and self.ssh is not None:
+            raise ValueError(
+                "client libvirt-python reaches the host through the URI (qemu+ssh://user@host/system):"
+                " `ssh` is only for client virsh"
+            )
+        return self
+
+
+# QEMU snapshot tags and monitor node names reach QMP as JSON strings; a plain alphabet keeps logs readable.
+QemuName = Annotated[
+    str,
+    Strict(),
+    _matching(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*", "a QEMU name: letters, digits, '_', '.', '+', '-'", 100),
+]
+
+
+class QemuSettings(StrictModel):
+    """Reset by loading an internal snapshot through the QMP socket of a QEMU running on this host.
+
+    The harness attaches to a VM someone else started (by hand, a systemd unit, a CI step) with a
+    QMP server socket, e.g. `-qmp unix:/run/lkdh/win11.qmp,server=on,wait=off`; it never starts or
+    stops QEMU itself. `disk_node` is the `-blockdev` node-name of the qcow2 disk that holds the
+    snapshot (and the VM state); `console_log` the file the serial console is written to
+    (`-chardev file,path=...`), copied into the run's log after a crash when given.
+    """
+
+    kind: Literal["qemu"]
+    qmp_socket: ConfigPath
+    snapshot: QemuName
+    disk_node: QemuName = "disk0"
+    console_log: ConfigPath | None = None
     timeout: Seconds = 600
 
 
@@ -335,11 +382,12 @@ def _hypervisor_kind(value: Any) -> str | None:
 HypervisorSettings = Annotated[
     Annotated[HyperVSettings, Tag("hyperv")]
     | Annotated[LibvirtSettings, Tag("libvirt")]
+    | Annotated[QemuSettings, Tag("qemu")]
     | Annotated[NoHypervisorSettings, Tag("none")],
     Discriminator(
         _hypervisor_kind,
         custom_error_type="hypervisor_kind",
-        custom_error_message="`kind` must be one of hyperv, libvirt, none",
+        custom_error_message="`kind` must be one of hyperv, libvirt, qemu, none",
     ),
 ]
 

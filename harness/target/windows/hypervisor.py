@@ -40,6 +40,7 @@ from harness.target.windows.config import (
     HyperVSettings,
     LibvirtSettings,
     NoHypervisorSettings,
+    QemuSettings,
     SshSettings,
     WinRMSettings,
 )
@@ -96,8 +97,20 @@ def hypervisor_from_config(settings: HypervisorSettings, sessions: SessionOpener
     """The hypervisor a config names, opening its sessions through `sessions`."""
     if isinstance(settings, HyperVSettings):
         return HyperVHost(settings, lambda: sessions.winrm(settings.host, settings.winrm))
+    if isinstance(settings, LibvirtSettings) and settings.client == "libvirt-python":
+        from harness.target.windows.libvirt_api import LibvirtApiHypervisor  # it imports this module
+
+        return LibvirtApiHypervisor(
+            settings.uri, settings.domain, settings.snapshot, timeout=settings.timeout
+        )
     if isinstance(settings, LibvirtSettings):
-        return LibvirtHost(settings, lambda: sessions.ssh(settings.ssh.host, settings.ssh, posix=True))
+        ssh = settings.ssh
+        assert ssh is not None  # LibvirtSettings requires it for client virsh
+        return LibvirtHost(settings, lambda: sessions.ssh(ssh.host, ssh, posix=True))
+    if isinstance(settings, QemuSettings):
+        from harness.target.windows.qemu_hypervisor import QemuHypervisor  # it imports this module
+
+        return QemuHypervisor.from_settings(settings)
     assert isinstance(settings, NoHypervisorSettings)
     return NoHypervisor()
 
@@ -172,10 +185,11 @@ class LibvirtHost:
         self.settings = settings
         self._open_session = open_session
         self.poll_interval = poll_interval
+        self._host = settings.ssh.host if settings.ssh is not None else "(no ssh)"
 
     def describe(self) -> str:
         s = self.settings
-        return f"libvirt {s.uri} on {s.ssh.host}: domain '{s.domain}', snapshot '{s.snapshot}'"
+        return f"libvirt {s.uri} on {self._host}: domain '{s.domain}', snapshot '{s.snapshot}'"
 
     def check(self) -> str:
         s = self.settings
@@ -234,7 +248,7 @@ class LibvirtHost:
         if not result.ok:
             stderr = result.stderr.decode("utf-8", "replace").strip()[-STDERR_SHOWN:]
             raise HypervisorError(
-                f"virsh {args[0]} on {self.settings.ssh.host} failed (exit {result.exit_code}): "
+                f"virsh {args[0]} on {self._host} failed (exit {result.exit_code}): "
                 f"{stderr or 'no error text'}"
             )
         return result
@@ -252,5 +266,5 @@ class NoHypervisor:
     def revert(self) -> None:
         raise HypervisorError(
             "cannot reset the machine: the target config has no hypervisor (hypervisor: {kind: none});"
-            " configure kind: hyperv or kind: libvirt with a clean checkpoint/snapshot to revert to"
+            " configure kind: hyperv, libvirt or qemu with a clean checkpoint/snapshot to revert to"
         )

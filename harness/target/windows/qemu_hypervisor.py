@@ -21,10 +21,11 @@ import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
+from harness.target.windows.config import QemuSettings
 from harness.target.windows.hypervisor import HypervisorError
-from harness.target.windows.qemu_vm import DISK_NODE, QemuVm
-from harness.target.windows.qmp_monitor import QmpError, QmpEvent
+from harness.target.windows.qmp_monitor import QmpError, QmpEvent, QmpMonitor
 
 log = logging.getLogger(__name__)
 
@@ -43,25 +44,79 @@ def _as_hypervisor_error() -> Iterator[None]:
         raise HypervisorError(str(error)) from None
 
 
-class QemuHypervisor:
-    """Reverts, cycles and watches one `QemuVm` (started by the caller, or by `power_on`)."""
+class QemuMachine(Protocol):
+    """What the hypervisor needs of a QEMU: a `QemuVm` the harness started, or an `AttachedQemu`."""
 
-    def __init__(self, vm: QemuVm, snapshot: str = "clean") -> None:
+    name: str
+    disk_node: str
+    console_log: Path | None
+
+    def where(self) -> str:
+        """Where the VM's disk or monitor is, for messages."""
+
+    def qmp(self) -> QmpMonitor: ...
+
+    def power_cycle(self) -> None: ...
+
+
+class AttachedQemu:
+    """A QEMU someone else started, reached through its QMP socket (`kind: qemu` in a target config).
+
+    The monitor is connected on first use and kept: QMP sends events only to connected clients, so a
+    panic is seen from then on (a panic before it is still caught by the boot identity). QEMU's
+    process is not the harness's, so a power cycle (off, then on from the same command line) cannot
+    be done from here: it is refused with the reason, and `reset()` (the reset line) is what remains.
+    """
+
+    def __init__(self, settings: QemuSettings) -> None:
+        self.settings = settings
+        self.name = settings.qmp_socket.stem
+        self.disk_node = settings.disk_node
+        self.console_log = settings.console_log
+        self._monitor: QmpMonitor | None = None
+
+    def where(self) -> str:
+        return f"QMP {self.settings.qmp_socket}"
+
+    def qmp(self) -> QmpMonitor:
+        if self._monitor is None:
+            self._monitor = QmpMonitor(self.settings.qmp_socket, name=self.name)
+        return self._monitor
+
+    def power_cycle(self) -> None:
+        raise HypervisorError(
+            f"VM '{self.name}' ({self.where()}) was started outside the harness: it cannot be powered"
+            " off and on from here; use reset, or start QEMU from the harness (QemuVm)"
+        )
+
+    def close(self) -> None:
+        if self._monitor is not None:
+            self._monitor.close()
+            self._monitor = None
+
+
+class QemuHypervisor:
+    """Reverts, cycles and watches one QEMU VM (a `QemuVm` or an `AttachedQemu`)."""
+
+    def __init__(self, vm: QemuMachine, snapshot: str = "clean") -> None:
         self.vm = vm
         self.snapshot = snapshot
         self._console_kept = 0
 
+    @classmethod
+    def from_settings(cls, settings: QemuSettings) -> QemuHypervisor:
+        """The hypervisor a `kind: qemu` target config names."""
+        return cls(AttachedQemu(settings), snapshot=settings.snapshot)
+
     def describe(self) -> str:
-        spec = self.vm.spec
-        return f"QEMU/KVM VM '{spec.name}' on this host: disk {spec.disk}, snapshot '{self.snapshot}'"
+        return f"QEMU/KVM VM '{self.vm.name}' on this host ({self.vm.where()}), snapshot '{self.snapshot}'"
 
     @_as_hypervisor_error()
     def check(self) -> str:
         status = self.vm.qmp().execute("query-status")
         if self.snapshot not in self.snapshots():
-            raise HypervisorError(
-                f"VM '{self.vm.spec.name}' has no snapshot '{self.snapshot}' in {self.vm.spec.disk}"
-            )
+            where = self.vm.where()
+            raise HypervisorError(f"VM '{self.vm.name}' has no snapshot '{self.snapshot}' ({where})")
         return f"{self.describe()}; VM is {status['status']}, snapshot exists"
 
     @_as_hypervisor_error()
@@ -69,31 +124,31 @@ class QemuHypervisor:
         """Names of the internal snapshots on the VM's disk (`query-block`)."""
         for device in self.vm.qmp().execute("query-block"):
             inserted = device.get("inserted") or {}
-            if inserted.get("node-name") == DISK_NODE:
+            if inserted.get("node-name") == self.vm.disk_node:
                 return [s["name"] for s in inserted.get("image", {}).get("snapshots", [])]
-        raise HypervisorError(f"VM '{self.vm.spec.name}' has no disk node '{DISK_NODE}'")
+        raise HypervisorError(f"VM '{self.vm.name}' has no disk node '{self.vm.disk_node}'")
 
     @_as_hypervisor_error()
     def take_snapshot(self) -> None:
         """Store the running VM (RAM, devices, disk) as the snapshot `revert()` returns to."""
-        self._job("snapshot-save", {"tag": self.snapshot, "vmstate": DISK_NODE, "devices": [DISK_NODE]})
+        node = self.vm.disk_node
+        self._job("snapshot-save", {"tag": self.snapshot, "vmstate": node, "devices": [node]})
 
     @_as_hypervisor_error()
     def revert(self) -> None:
         if self.snapshot not in self.snapshots():
             raise HypervisorError(
-                f"cannot revert VM '{self.vm.spec.name}': no snapshot '{self.snapshot}'"
-                f" in {self.vm.spec.disk}"
+                f"cannot revert VM '{self.vm.name}': no snapshot '{self.snapshot}' ({self.vm.where()})"
             )
-        self._job("snapshot-load", {"tag": self.snapshot, "vmstate": DISK_NODE, "devices": [DISK_NODE]})
+        node = self.vm.disk_node
+        self._job("snapshot-load", {"tag": self.snapshot, "vmstate": node, "devices": [node]})
         monitor = self.vm.qmp()
         if monitor.execute("query-status")["status"] != "running":
             monitor.execute("cont")
         status = monitor.execute("query-status")["status"]
         if status != "running":
             raise HypervisorError(
-                f"VM '{self.vm.spec.name}' is {status!r}, not running,"
-                f" after loading snapshot '{self.snapshot}'"
+                f"VM '{self.vm.name}' is {status!r}, not running, after loading snapshot '{self.snapshot}'"
             )
 
     def _job(self, command: str, arguments: dict[str, object]) -> None:
@@ -103,7 +158,7 @@ class QemuHypervisor:
         try:
             monitor.execute(command, {"job-id": job_id, **arguments})
         except QmpError as error:
-            raise HypervisorError(f"VM '{self.vm.spec.name}': {error}") from None
+            raise HypervisorError(f"VM '{self.vm.name}': {error}") from None
         done = monitor.wait_for(
             "JOB_STATUS_CHANGE",
             since=started,
@@ -112,19 +167,17 @@ class QemuHypervisor:
         )
         if done is None:
             raise HypervisorError(
-                f"VM '{self.vm.spec.name}': {command} '{self.snapshot}' not done after {JOB_DEADLINE:g} s"
+                f"VM '{self.vm.name}': {command} '{self.snapshot}' not done after {JOB_DEADLINE:g} s"
             )
         job = next((j for j in monitor.execute("query-jobs") if j["id"] == job_id), {})
         monitor.execute("job-dismiss", {"id": job_id})
         if job.get("error"):
-            raise HypervisorError(
-                f"VM '{self.vm.spec.name}': {command} '{self.snapshot}' failed: {job['error']}"
-            )
+            raise HypervisorError(f"VM '{self.vm.name}': {command} '{self.snapshot}' failed: {job['error']}")
         log.info(
             "qemu: %s '%s' on %s took %.1f s",
             command,
             self.snapshot,
-            self.vm.spec.name,
+            self.vm.name,
             time.monotonic() - started,
         )
 
@@ -147,8 +200,10 @@ class QemuHypervisor:
 
     def keep_console(self, destination: Path) -> str:
         """Append the console output not yet kept to `destination` (the run's console log); returns it."""
+        if self.vm.console_log is None:
+            return ""
         try:
-            with self.vm.spec.console_log.open("rb") as console:
+            with self.vm.console_log.open("rb") as console:
                 console.seek(self._console_kept)
                 chunk = console.read()
         except FileNotFoundError:

@@ -60,6 +60,9 @@ class QemuVmSpec:
     kernel_args: str = ""
     on_panic: str = "none"
     """QEMU's `-action panic=`: none (the guest reboots itself), pause (hold it for inspection), ..."""
+    extra_qmp: tuple[Path, ...] = ()
+    """More QMP server sockets, for a second client (a harness attached by `kind: qemu`) while the
+    owner keeps its own monitor: QEMU serves one client per socket, each gets every event."""
     qemu: str = "qemu-system-x86_64"
     accel: str = "kvm"
     cpu: str = "host,-arch-capabilities"
@@ -81,6 +84,8 @@ class QemuVmSpec:
         argv += ["-machine", f"q35,accel={self.accel}", "-cpu", cpu]
         argv += ["-m", str(self.memory_mib), "-smp", str(self.cpus)]
         argv += ["-S", "-qmp", f"unix:{qmp_socket},server=on,wait=off"]
+        for extra in self.extra_qmp:
+            argv += ["-qmp", f"unix:{extra},server=on,wait=off"]
         argv += [
             "-chardev",
             f"file,id=console,path={self.console_log},append=on",
@@ -114,6 +119,19 @@ class QemuVm:
     process: subprocess.Popen[bytes] | None = None
     monitor: QmpMonitor | None = None
     _socket_dir: Path | None = field(default=None, repr=False)
+
+    disk_node: str = DISK_NODE
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def console_log(self) -> Path:
+        return self.spec.console_log
+
+    def where(self) -> str:
+        return f"disk {self.spec.disk}"
 
     @property
     def running(self) -> bool:

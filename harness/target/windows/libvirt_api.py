@@ -1,0 +1,205 @@
+"""libvirt as the hypervisor, through libvirt's own Python binding (libvirt-python) instead of virsh.
+
+`LibvirtHost` (hypervisor.py) runs `virsh` over SSH on the libvirt host and reads its text. This one
+speaks libvirt's RPC itself, so the URI says where the host is (`qemu:///system` on this machine,
+`qemu+ssh://user@kvm-host/system` over SSH, which libvirt runs with the system's ssh client and its
+known_hosts), and what virsh cannot give in one call comes as API calls and events:
+- revert: `virDomainRevertToSnapshot(..., VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING)`, then the state read
+  back (https://libvirt.org/html/libvirt-libvirt-domain-snapshot.html);
+- a power cycle (`destroy` then `create`: a cold boot from the disk as it is) and a reset (`reset`,
+  the reset line);
+- crashes as libvirt reports them: the domain's lifecycle events (`virConnectDomainEventRegisterAny`
+  with VIR_DOMAIN_EVENT_ID_LIFECYCLE), kept with the host time they arrived. A guest with a pvpanic
+  device (`<panic model='isa'/>`) and `<on_crash>restart</on_crash>` reports VIR_DOMAIN_EVENT_CRASHED
+  / PANICKED before it restarts (https://libvirt.org/formatdomain.html#panic-device).
+Events need libvirt's default event loop running: one daemon thread per process runs it.
+
+libvirt's errors become HypervisorError with libvirt's own message; its default error handler (which
+prints every error to stderr, even handled ones) is replaced by one that says nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from harness.target.windows.hypervisor import HypervisorError
+
+_loop_started = threading.Lock()
+_loop_thread: threading.Thread | None = None
+
+LIFECYCLE = {
+    0: "defined",
+    1: "undefined",
+    2: "started",
+    3: "suspended",
+    4: "resumed",
+    5: "stopped",
+    6: "shutdown",
+    7: "pmsuspended",
+    8: "crashed",
+}
+"""virDomainEventType, as libvirt-domain.h numbers it."""
+STATES = {0: "no state", 1: "running", 2: "blocked", 3: "paused", 4: "shutdown", 5: "shut off", 6: "crashed"}
+"""virDomainState, in virsh domstate's words."""
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    """One lifecycle event: its type in words, libvirt's detail code, and when it arrived (monotonic)."""
+
+    event: str
+    detail: int
+    received: float
+
+
+def _libvirt() -> Any:
+    """The binding, imported on first use: only a config that names libvirt-python needs it."""
+    try:
+        import libvirt
+    except ImportError as error:
+        raise HypervisorError(
+            "the libvirt-python client needs the libvirt-python package (pip install libvirt-python;"
+            " it builds against libvirt-dev)"
+        ) from error
+    return libvirt
+
+
+def _start_event_loop(libvirt: Any) -> None:
+    """libvirt's default event loop, registered before the first connection and run in a daemon thread."""
+    global _loop_thread
+    with _loop_started:
+        if _loop_thread is not None:
+            return
+        libvirt.registerErrorHandler(lambda _context, _error: None, None)
+        libvirt.virEventRegisterDefaultImpl()
+
+        def run() -> None:
+            while True:
+                libvirt.virEventRunDefaultImpl()
+
+        _loop_thread = threading.Thread(target=run, name="libvirt-events", daemon=True)
+        _loop_thread.start()
+
+
+class LibvirtApiHypervisor:
+    """Reverts, cycles and watches one libvirt domain through libvirt-python."""
+
+    def __init__(self, uri: str, domain: str, snapshot: str, *, timeout: float = 600.0) -> None:
+        self.uri, self.domain, self.snapshot, self.timeout = uri, domain, snapshot, timeout
+        self._connection: Any = None
+        self._events: list[DomainEvent] = []
+        self._changed = threading.Condition()
+
+    def describe(self) -> str:
+        return f"libvirt {self.uri} (libvirt-python): domain '{self.domain}', snapshot '{self.snapshot}'"
+
+    def check(self) -> str:
+        with self._api("check"):
+            domain = self._domain()
+            domain.snapshotLookupByName(self.snapshot)
+            return f"{self.describe()}; domain is {self.state()}, snapshot exists"
+
+    def state(self) -> str:
+        with self._api("state"):
+            return STATES.get(self._domain().state()[0], "unknown")
+
+    def snapshots(self) -> list[str]:
+        with self._api("snapshots"):
+            return sorted(snapshot.getName() for snapshot in self._domain().listAllSnapshots())
+
+    def take_snapshot(self) -> None:
+        """An internal snapshot of the running domain (disk and memory) under `snapshot`."""
+        with self._api("take_snapshot"):
+            xml = f"<domainsnapshot><name>{self.snapshot}</name></domainsnapshot>"
+            self._domain().snapshotCreateXML(xml, 0)
+
+    def revert(self) -> None:
+        libvirt = _libvirt()
+        with self._api("revert"):
+            domain = self._domain()
+            snapshot = domain.snapshotLookupByName(self.snapshot)
+            domain.revertToSnapshot(snapshot, libvirt.VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING)
+        self._wait_until_running(f"after reverting to snapshot '{self.snapshot}'")
+
+    def power_cycle(self) -> None:
+        """Off (destroy: pulled power, no shutdown) and on: a cold boot from the disk as it is."""
+        with self._api("power_cycle"):
+            domain = self._domain()
+            if domain.isActive():
+                domain.destroy()
+            domain.create()
+        self._wait_until_running("after a power cycle")
+
+    def reset(self) -> None:
+        with self._api("reset"):
+            self._domain().reset(0)
+
+    def events(self, since: float = 0.0, event: str | None = None) -> list[DomainEvent]:
+        with self._changed:
+            return [e for e in self._events if e.received >= since and event in (None, e.event)]
+
+    def crashes(self, since: float = 0.0) -> list[DomainEvent]:
+        """VIR_DOMAIN_EVENT_CRASHED events since `since` (pvpanic's panics, with on_crash set)."""
+        return self.events(since, "crashed")
+
+    def wait_for(self, event: str, *, since: float, timeout: float) -> DomainEvent | None:
+        until = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = [e for e in self._events if e.received >= since and e.event == event]
+                if found:
+                    return found[0]
+                remaining = until - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._changed.wait(remaining)
+
+    def close(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close()
+            self._connection = None
+
+    # -- libvirt ----------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _api(self, what: str) -> Iterator[None]:
+        libvirt = _libvirt()
+        try:
+            yield
+        except libvirt.libvirtError as error:
+            raise HypervisorError(
+                f"libvirt {self.uri}: {what} of domain '{self.domain}' failed: {error.get_error_message()}"
+            ) from None
+
+    def _domain(self) -> Any:
+        if self._connection is None:
+            libvirt = _libvirt()
+            _start_event_loop(libvirt)
+            connection = libvirt.open(self.uri)
+            domain = connection.lookupByName(self.domain)
+            connection.domainEventRegisterAny(
+                domain, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None
+            )
+            self._connection = connection
+        return self._connection.lookupByName(self.domain)
+
+    def _on_lifecycle(self, _connection: Any, _domain: Any, event: int, detail: int, _opaque: Any) -> None:
+        with self._changed:
+            self._events.append(DomainEvent(LIFECYCLE.get(event, str(event)), detail, time.monotonic()))
+            self._changed.notify_all()
+
+    def _wait_until_running(self, when: str, poll: Callable[[float], None] = time.sleep) -> None:
+        deadline = time.monotonic() + self.timeout
+        state = self.state()
+        while state != "running":
+            if time.monotonic() > deadline:
+                raise HypervisorError(
+                    f"domain '{self.domain}' is {state!r}, not running, {self.timeout:g} s {when}"
+                )
+            poll(0.5)
+            state = self.state()
