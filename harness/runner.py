@@ -256,7 +256,7 @@ class ScenarioRun:
             return mismatches
         context = self._context(self._buffer_views(), _requested_bugcheck_code(op))
         try:
-            with KernelDump(live[0].path) as dump:
+            with open_kernel_dump(live[0].path) as dump:
                 mismatches = check_dump(step.expect.dump, dump, context)
                 self.evidence[live[0].path] = dump_evidence(dump, step.expect.dump, context)
                 return mismatches
@@ -287,7 +287,7 @@ class ScenarioRun:
             evidence = self.evidence.pop(collected.path, None)
             if evidence is None:
                 try:
-                    with KernelDump(collected.path) as dump:
+                    with open_kernel_dump(collected.path) as dump:
                         context = self._context(views, None) if getattr(self, "info", None) else None
                         evidence = dump_evidence(dump, None, context, kind=collected.kind)
                 except (DumpFormatError, OSError):
@@ -451,6 +451,18 @@ def _requested_bugcheck_code(op: Create | IoctlCreate) -> int | None:
         return LiveKernelDumpCreateInput.unpack(op.raw).bugcheck_code
     except ValueError:
         return None
+
+
+def open_kernel_dump(path: Path) -> KernelDump:
+    """A collected dump opened by its reader: a triage dump, or a kernel memory dump (a full live
+    dump, MEMORY.DMP) that reads by page; a user-mode minidump is not what a kernel writes."""
+    opened = open_dump(path)
+    if not isinstance(opened, KernelDump):
+        opened.close()
+        raise DumpFormatError(
+            path, "DUMP_HEADER64.Signature", 0, "a user-mode minidump (MDMP), not a kernel dump"
+        )
+    return opened
 
 
 def _summary_text(dump: CollectedDump) -> str:

@@ -112,16 +112,35 @@ def check_value(expect: Expect, value: int | None) -> list[Mismatch]:
 def check_crash_dump(expect: Expect, crash: Crash, crash_dumps: list[CollectedDump]) -> list[Mismatch]:
     """After a bugcheck the machine must have written a crash dump that shows it: read the file,
     compare its code and parameters with the crash the target reported and with
-    `expect.bugcheck_parameters`. The summary of the dump goes into the failure text so an
-    unexpected crash is explained by its own evidence."""
+    `expect.bugcheck_parameters`. Every crash dump of the bugcheck is checked: the minidump and,
+    on a machine set up for kernel memory dumps, MEMORY.DMP (read by `open_dump` as a memory dump).
+    The summary of each goes into the failure text so an unexpected crash is explained by its own
+    evidence."""
     path = ("expect", "bugcheck") if expect.bugcheck is not None else ("expect",)
     if not crash_dumps:
         return [Mismatch(path, "the machine bugchecked but no crash dump was collected", "a Minidump file")]
-    dump_file = crash_dumps[0]
+    mismatches: list[Mismatch] = []
+    summaries = []
+    for dump_file in crash_dumps:
+        found_here, summary = _check_one_crash_dump(expect, crash, dump_file, path)
+        mismatches += found_here
+        summaries.append(summary)
+    if expect.bugcheck is None and mismatches == []:
+        return [
+            Mismatch(
+                ("expect",), "crash dump of the unexpected bugcheck", "no bugcheck", "\n".join(summaries)
+            )
+        ]
+    return mismatches
+
+
+def _check_one_crash_dump(
+    expect: Expect, crash: Crash, dump_file: CollectedDump, path: tuple[str, ...]
+) -> tuple[list[Mismatch], str]:
     try:
         dump = open_dump(dump_file.path)
     except DumpFormatError as error:
-        return [Mismatch(path, f"the crash dump is malformed: {error}")]
+        return [Mismatch(path, f"the crash dump is malformed: {error}")], ""
     with dump:
         header = dump.header
         found = (header.bugcheck_code, *header.bugcheck_parameters)
@@ -147,9 +166,7 @@ def check_crash_dump(expect: Expect, crash: Crash, crash_dumps: list[CollectedDu
                     f"0x{found[index + 1]:X}\n{summary}",
                 )
             )
-    if expect.bugcheck is None and mismatches == []:
-        return [Mismatch(("expect",), "crash dump of the unexpected bugcheck", "no bugcheck", summary)]
-    return mismatches
+    return mismatches, summary
 
 
 def _codes(values: tuple[int, ...]) -> str:
