@@ -4,6 +4,7 @@ live dump. Read back by the project's reader and by kdmp-parser."""
 
 from __future__ import annotations
 
+import ctypes
 import uuid
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 
 from harness.dump import KernelDump, MemoryDump, PageNotInDump, open_dump
 from harness.dump.dmf import decode_dmf
+from harness.dump.kernel_layout import CONTEXT_AMD64
 from harness.target.irql import Irql
 from harness.target.ops import Alloc, Create, Free, SecondaryData, Store
 from harness.target.sim import SimSettings, SimulatedMachine
@@ -82,8 +84,19 @@ def test_a_bugcheck_writes_memory_dmp_beside_the_minidump(tmp_path: Path) -> Non
             start = address & 0xFFF
             assert bytes(page)[start : start + 16] == data[:16], name
     minidump = next(d for d in collected if d.remote_name.startswith("Minidump"))
-    with KernelDump(minidump.path) as triage:
+    with KernelDump(minidump.path) as triage, open_dump(memory.path) as dump:
         assert triage.header.dump_type == 4
+        view = triage.debugger
+        assert view is not None
+        context = CONTEXT_AMD64.from_buffer_copy(
+            bytes(dump.raw_header.ContextRecord)[: ctypes.sizeof(CONTEXT_AMD64)]
+        )
+        assert (context.Rip, context.Rsp) == (view.registers["Rip"], view.registers["Rsp"])
+        stack = triage.read_file(triage.triage.call_stack_offset, triage.triage.size_of_call_stack)
+        assert dump.read_virtual(context.Rsp, len(stack)) == stack, "the stack a debugger walks from Rsp"
+        with pytest.raises(PageNotInDump) as below:  # 4 KiB-mapped: the page under it has a zero PTE
+            dump.read_virtual((context.Rsp & ~0xFFF) - 0x1000, 8)
+        assert below.value.level == "PTE" and below.value.entry == 0
 
 
 def test_a_second_bugcheck_keeps_the_first_memory_dump_copy(tmp_path: Path) -> None:

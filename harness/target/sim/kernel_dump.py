@@ -9,12 +9,14 @@ debugger/kernel-memory-dump.md). The minidump in %SystemRoot%\\Minidump is writt
 
 So the dump maps every kernel allocation of the boot at its simulated virtual address: the stored
 buffers, the DMF framework data (collection, module handles, DMF_OBJECTs, configs, names,
-contexts), client structures and freed normal pool (its page stays mapped, F45); freed special
+contexts), client structures and freed normal pool (its page stays mapped, F45), and the current
+thread's kernel stack from Rsp up (the bytes the minidump's call stack holds, so a debugger can walk
+it from the CONTEXT in the header); freed special
 pool (unmapped) and the IOCTL caller's user-mode memory are absent. The simulator packs allocations
 16 bytes apart, so a freed special-pool page that a live allocation shares stays in the dump (with
 zeros where the freed bytes were); Windows' special pool gives each allocation its own page.
 NonPagedPoolNx is mapped with 2 MiB pages, as Windows maps nonpaged pool on machines with enough
-memory [INF]; the other pools with 4 KiB pages. The file layout and the page tables are
+memory [INF]; the other pools and the kernel stack with 4 KiB pages. The file layout and the page tables are
 `harness.dump.memory_writer`'s.
 
 Bugcheck dumps are DumpType 5 ("SDMP" bitmap): what Windows 10 (the simulated build 19041) writes
@@ -58,9 +60,10 @@ def write_kernel_dump(path: Path, header: TriageDumpSpec, memory: KernelMemory, 
     """Write this boot's kernel memory as a bitmap dump at ``path``: DumpType 6 for a full live
     dump, 5 for a bugcheck's MEMORY.DMP. ``header`` carries the bugcheck, time, thread context and
     secondary data as the triage writer takes them."""
+    stack = [(header.thread.rsp, header.thread.stack)] if header.thread is not None else []
     spec = MemoryDumpSpec(
         header=header,
-        memory=kernel_ranges(memory),
+        memory=kernel_ranges(memory) + stack,
         large_page_ranges=large_page_ranges(memory),
         dump_type=L.DUMP_TYPE_BITMAP_KERNEL if live else L.DUMP_TYPE_BITMAP_FULL,
     )
