@@ -45,13 +45,14 @@ class PageReading:
 
 
 def read_range(dump: KernelDump, address: int, length: int, want: bytes | None) -> PageReading:
-    """The whole range must be readable; the bytes compared are ``len(want)`` from its start."""
+    """The whole range must be readable; the bytes compared are ``len(want)`` from its start (one
+    read: `lkdh check` refuses `bytes` longer than their range)."""
+    size = max(length, len(want) if want is not None else 0, 1)
     try:
-        dump.read_virtual(address, max(length, 1))
-        data = dump.read_virtual(address, len(want)) if want is not None else b""
+        data = dump.read_virtual(address, size)
     except AddressNotInDump as error:
         return PageReading(None, error)
-    return PageReading(data, None)
+    return PageReading(data[: len(want)] if want is not None else b"", None)
 
 
 def mapped_pages(dump: KernelDump, address: int, length: int) -> tuple[list[tuple[int, int]], int]:
