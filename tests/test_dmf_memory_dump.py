@@ -82,6 +82,7 @@ def generated_dmf(tmp_path_factory: pytest.TempPathFactory) -> tuple[Generated, 
             f.write(data)
         f.seek(0x48)  # DUMP_HEADER64.BugCheckParameter2
         f.write(struct.pack("<Q", handle))
+    at["a_file_offset"] = _offset(g, f1) + 0x80
     return g, at
 
 
@@ -151,3 +152,29 @@ def test_inspect_on_a_simulator_written_full_live_dump_and_memory_dmp(
     assert main(["inspect", str(live.path)]) == 0
     summary = capsys.readouterr().out
     assert "dump type              6 (bitmap kernel)" in summary and "BITMAP_DUMP64 'SDMP'" in summary
+
+
+def _patched(source: Path, target: Path, offset: int, data: bytes) -> Path:
+    target.write_bytes(source.read_bytes())
+    with target.open("r+b") as f:
+        f.seek(offset)
+        f.write(data)
+    return target
+
+
+def test_hostile_sizes_and_a_dump_without_x64_tables_are_reported_not_followed(
+    generated_dmf, tmp_path: Path
+) -> None:
+    """A name size of 2^40 is not read (page by page, for ever); an ARM64 memory dump has no x64
+    tables to find the collection through: the reason is MachineImageType, from the reader."""
+    g, at = generated_dmf
+    name_size = at["a_file_offset"] + D.DMF_OBJECT_HEAD.ClientModuleInstanceNameSizeBytes.offset
+    huge = _patched(g.path, tmp_path / "huge.dmp", name_size, struct.pack("<Q", 1 << 40))
+    with open_dump(huge) as dump:
+        data = decode_dmf(dump)
+    assert [m.instance_name for m in data.modules] == [None, "ModuleB", "ChildC"]
+    arm = _patched(g.path, tmp_path / "arm.dmp", 0x30, struct.pack("<I", 0xAA64))
+    with open_dump(arm) as dump:
+        data = decode_dmf(dump)
+    assert data.absent is not None and "MachineImageType" in data.absent
+    assert main(["inspect", "--dmf", str(arm)]) == 0

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from . import dmf_layout as D
 from . import layout as L
 from .dmf_memory import find_collection, scan_dmf_objects
-from .errors import AddressNotInDump
+from .errors import AddressNotInDump, DumpFormatError
 from .records import DataBlock, DumpHeader64
 
 MEMORY_DUMP_TYPES = (L.DUMP_TYPE_FULL, L.DUMP_TYPE_BITMAP_FULL, L.DUMP_TYPE_BITMAP_KERNEL)
@@ -79,8 +79,13 @@ class DmfData:
         return asdict(self)
 
 
+MAX_STRUCTURE = 1 << 20
+"""A DMF structure (name, config) is never this big: a larger size read from a dump is not trusted
+(a memory dump would otherwise be read page by page for as long as the size says)."""
+
+
 def _read(dump: BlockFace, address: int, size: int) -> bytes | None:
-    if address == 0 or size <= 0:
+    if address == 0 or size <= 0 or size > MAX_STRUCTURE:
         return None
     try:
         return dump.read_virtual(address, size)
@@ -135,7 +140,10 @@ def decode_dmf(dump: BlockFace) -> DmfData:
 
 def _decode_by_address(dump: BlockFace, p2: int) -> DmfData:
     """A memory dump's DMF data: the collection from P2, modules through its pointers (dmf_memory)."""
-    address, reason = find_collection(dump, p2)
+    try:
+        address, reason = find_collection(dump, p2)
+    except DumpFormatError as error:  # no x64 page tables to read it through (ARM64, DTB unset)
+        return DmfData(absent=str(error), collection_handle=p2, found_by="virtual address")
     if address is None:
         return DmfData(absent=reason, collection_handle=p2, found_by="virtual address")
     head = D.DMF_MODULE_COLLECTION.from_buffer_copy(dump.read_virtual(address, D.DMF_MODULE_COLLECTION_SIZE))

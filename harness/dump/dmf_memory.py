@@ -11,7 +11,7 @@ within ``COLLECTION_WINDOW`` bytes after the object.
 Modules below the top level are found, as in a triage dump, by DMF_OBJECT's signature (the child
 list's offset is in the undecoded part of DMF_OBJECT): here in the pages of the 2 MiB of virtual
 memory around the collection and each top-level object, a bounded scan that reads at most 512
-pages per region, never the whole dump.
+pages per region and ``MAX_REGIONS`` regions, never the whole dump.
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ COLLECTION_WINDOW = 0x200
 SCAN_REGION = 0x20_0000
 """The 2 MiB of virtual memory scanned for DMF_OBJECT signatures around each known structure."""
 PAGE = 0x1000
+MAX_REGIONS = 16
+"""At most this many 2 MiB regions are scanned (8 MiB of page reads at worst, whatever a hostile
+collection's handle array says)."""
 
 
 class VirtualFace(Protocol):
@@ -72,7 +75,7 @@ def _pages(dump: VirtualFace, regions: set[int]) -> Iterator[tuple[int, bytes]]:
 
 def scan_dmf_objects(dump: VirtualFace, near: list[int]) -> list[int]:
     """Addresses of DMF_OBJECTs (by Signature at its offset) in the 2 MiB regions around ``near``."""
-    regions = {address & ~(SCAN_REGION - 1) for address in near if address}
+    regions = set(sorted({address & ~(SCAN_REGION - 1) for address in near if address})[:MAX_REGIONS])
     signature_at = D.DMF_OBJECT_HEAD.Signature.offset
     found = []
     for page, data in _pages(dump, regions):
