@@ -286,16 +286,16 @@ def _excludes_by_page(
     dump: KernelDump, item: BufferSlice, context: DumpContext, path: YamlPath
 ) -> ExpectationEvidence:
     target = resolve(item, context)
-    present, pages = by_page.mapped_pages(dump, target.address, target.length)
+    found = by_page.mapped_pages(dump, target.address, target.length)
     return ExpectationEvidence(
         kind="excludes",
         path=path,
         label=target.label,
-        verdict="unexpected" if present else "absent",
+        verdict="unexpected" if found.present else "absent",
         address=target.address,
         length=target.length,
-        detail=f"{len(present)} of {pages} page(s) in the dump"
-        if present
+        detail=f"{found.present} of {found.pages} page(s) in the dump"
+        if found.present
         else "no page of the range in the dump",
     )
 
