@@ -264,7 +264,7 @@ class ScenarioRun:
         context = self._context(self._buffer_views(), _requested_bugcheck_code(op))
         folder = check_dump_folder(step.expect, live[0])
         try:
-            with KernelDump(live[0].path) as dump:
+            with open_kernel_dump(live[0].path) as dump:
                 mismatches = folder + check_dump(step.expect.dump, dump, context)
                 self.evidence[live[0].path] = dump_evidence(dump, step.expect.dump, context)
                 return mismatches
@@ -295,7 +295,7 @@ class ScenarioRun:
             evidence = self.evidence.pop(collected.path, None)
             if evidence is None:
                 try:
-                    with KernelDump(collected.path) as dump:
+                    with open_kernel_dump(collected.path) as dump:
                         context = self._context(views, None) if getattr(self, "info", None) else None
                         evidence = dump_evidence(dump, None, context, kind=collected.kind)
                 except (DumpFormatError, OSError):
@@ -459,6 +459,18 @@ def _requested_bugcheck_code(op: Create | IoctlCreate) -> int | None:
         return LiveKernelDumpCreateInput.unpack(op.raw).bugcheck_code
     except ValueError:
         return None
+
+
+def open_kernel_dump(path: Path) -> KernelDump:
+    """A collected dump opened by its reader: a triage dump, or a kernel memory dump (a full live
+    dump, MEMORY.DMP) that reads by page; a user-mode minidump is not what a kernel writes."""
+    opened = open_dump(path)
+    if not isinstance(opened, KernelDump):
+        opened.close()
+        raise DumpFormatError(
+            path, "DUMP_HEADER64.Signature", 0, "a user-mode minidump (MDMP), not a kernel dump"
+        )
+    return opened
 
 
 def _summary_text(dump: CollectedDump) -> str:

@@ -860,6 +860,20 @@ class WindowsVmDouble:
                         "last_write_unix": int(written),
                     }
                 )
+        memory_dump = self.sim.windows_dir / "MEMORY.DMP"  # list-dumps.ps1: the kernel memory dump too
+        if memory_dump.is_file():
+            written = memory_dump.stat().st_mtime
+            dumps.append(
+                {
+                    "kind": "crash",
+                    "relative_name": "MEMORY.DMP",
+                    "path": str(SYSTEM_ROOT / "MEMORY.DMP"),
+                    "report_type": "",
+                    "size": memory_dump.stat().st_size,
+                    "last_write_utc": _iso(written),
+                    "last_write_unix": int(written),
+                }
+            )
         folders = {
             "live": str(SYSTEM_ROOT / "LiveKernelReports"),
             "minidump": str(SYSTEM_ROOT / "Minidump"),

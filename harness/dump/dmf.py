@@ -3,8 +3,10 @@ debugger): the DMF_MODULE_COLLECTION found through the dump's P2, its top-level 
 and for each module its instance name, config and context blocks (DMF_FACTS.md F16, F32, F35).
 
 It reads through the dump's block face only (``data_blocks``, ``block_bytes``, ``block_containing``,
-``read_virtual`` and the header's parameters), so any dump that can answer virtual reads (a triage
-dump's blocks today, a kernel dump's pages later) decodes the same way. Layouts: ``dmf_layout``.
+``read_virtual`` and the header's parameters). A kernel memory dump (DumpType 1, 5, 6) has no data
+blocks: there the collection is found from P2 by address and the modules through its pointers, all
+through ``read_virtual`` (``dmf_memory``); the decoded result has the same shape. Layouts:
+``dmf_layout``.
 
 P2 is a WDFMEMORY handle, not an address (F32): the collection is the block whose first 8 bytes
 equal P2. Modules below the top level are found by DMF_OBJECT's signature, since the child list's
@@ -17,8 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from . import dmf_layout as D
-from .errors import AddressNotInDump
+from . import layout as L
+from .dmf_memory import find_collection, scan_dmf_objects
+from .errors import AddressNotInDump, DumpFormatError
 from .records import DataBlock, DumpHeader64
+
+MEMORY_DUMP_TYPES = (L.DUMP_TYPE_FULL, L.DUMP_TYPE_BITMAP_FULL, L.DUMP_TYPE_BITMAP_KERNEL)
+MAX_MODULES = 4096
+"""More top-level modules than this is not a collection (the handle array would be read whole)."""
 
 
 class BlockFace(Protocol):
@@ -47,7 +55,9 @@ class DmfModule:
     config_in_dump: bool
     context_address: int
     context_size: int | None
-    """Size of the block at ModuleContext (DMF_OBJECT does not record it); None when absent."""
+    """Size of the block at ModuleContext (DMF_OBJECT does not record it); None when absent, and
+    in a memory dump, where no block bounds it (``context_in_dump`` then says whether it is there)."""
+    context_in_dump: bool = False
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,8 @@ class DmfData:
     module_count: int = 0
     handles_in_dump: bool = False
     modules: list[DmfModule] = field(default_factory=list)
+    found_by: str = "data blocks"
+    """"data blocks" (a triage dump) or "virtual address" (a memory dump, read through its pages)."""
 
     def as_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -67,8 +79,13 @@ class DmfData:
         return asdict(self)
 
 
+MAX_STRUCTURE = 1 << 20
+"""A DMF structure (name, config) is never this big: a larger size read from a dump is not trusted
+(a memory dump would otherwise be read page by page for as long as the size says)."""
+
+
 def _read(dump: BlockFace, address: int, size: int) -> bytes | None:
-    if address == 0 or size <= 0:
+    if address == 0 or size <= 0 or size > MAX_STRUCTURE:
         return None
     try:
         return dump.read_virtual(address, size)
@@ -83,6 +100,8 @@ def decode_dmf(dump: BlockFace) -> DmfData:
         return DmfData(
             absent="P2 is 0: the dump was created with ExcludeDmfData (F02), or it is not a DMF dump"
         )
+    if dump.header.dump_type in MEMORY_DUMP_TYPES:
+        return _decode_by_address(dump, p2)
     first8 = p2.to_bytes(8, "little")
     collection = next(
         (
@@ -119,6 +138,33 @@ def decode_dmf(dump: BlockFace) -> DmfData:
     )
 
 
+def _decode_by_address(dump: BlockFace, p2: int) -> DmfData:
+    """A memory dump's DMF data: the collection from P2, modules through its pointers (dmf_memory)."""
+    try:
+        address, reason = find_collection(dump, p2)
+    except DumpFormatError as error:  # no x64 page tables to read it through (ARM64, DTB unset)
+        return DmfData(absent=str(error), collection_handle=p2, found_by="virtual address")
+    if address is None:
+        return DmfData(absent=reason, collection_handle=p2, found_by="virtual address")
+    head = D.DMF_MODULE_COLLECTION.from_buffer_copy(dump.read_virtual(address, D.DMF_MODULE_COLLECTION_SIZE))
+    count = max(head.NumberOfClientDriverDmfModules, 0)
+    handles = _read(dump, head.ClientDriverDmfModules, 8 * count) if count <= MAX_MODULES else None
+    top = [int.from_bytes(handles[i : i + 8], "little") for i in range(0, len(handles), 8)] if handles else []
+    objects = scan_dmf_objects(dump, [address, *top])
+    modules = [
+        _module(dump, object_address, object_address in top, by_address=True)
+        for object_address in dict.fromkeys([*sorted(top), *objects])
+    ]
+    return DmfData(
+        collection_handle=p2,
+        collection_address=address,
+        module_count=count,
+        handles_in_dump=handles is not None,
+        modules=modules,
+        found_by="virtual address",
+    )
+
+
 def _is_dmf_object(dump: BlockFace, block: DataBlock) -> bool:
     if block.size < D.DMF_OBJECT_HEAD_SIZE:
         return False
@@ -126,14 +172,14 @@ def _is_dmf_object(dump: BlockFace, block: DataBlock) -> bool:
     return int.from_bytes(data[D.DMF_OBJECT_HEAD.Signature.offset :][:8], "little") == D.DMF_OBJECT_SIGNATURE
 
 
-def _module(dump: BlockFace, address: int, top_level: bool) -> DmfModule:
+def _module(dump: BlockFace, address: int, top_level: bool, *, by_address: bool = False) -> DmfModule:
     raw = _read(dump, address, D.DMF_OBJECT_HEAD_SIZE)
     if raw is None:
         return DmfModule(address, top_level, None, "not in dump", 0, 0, False, 0, None)
     head = D.DMF_OBJECT_HEAD.from_buffer_copy(raw)
     name_bytes = _read(dump, head.ClientModuleInstanceName, head.ClientModuleInstanceNameSizeBytes)
     name = None if name_bytes is None else name_bytes.split(b"\0", 1)[0].decode("ascii", errors="replace")
-    context = dump.block_containing(head.ModuleContext) if head.ModuleContext else None
+    context = dump.block_containing(head.ModuleContext) if head.ModuleContext and not by_address else None
     return DmfModule(
         object_address=address,
         top_level=top_level,
@@ -144,6 +190,8 @@ def _module(dump: BlockFace, address: int, top_level: bool) -> DmfModule:
         config_in_dump=_read(dump, head.ModuleConfig, head.ModuleConfigSize) is not None,
         context_address=head.ModuleContext,
         context_size=None if context is None else context.end - head.ModuleContext,
+        context_in_dump=context is not None
+        or (by_address and _read(dump, head.ModuleContext, 1) is not None),
     )
 
 
@@ -154,6 +202,7 @@ def describe_dmf(data: DmfData) -> str:
     lines = [
         f"DMF data: DMF_MODULE_COLLECTION at 0x{data.collection_address:x} "
         f"(P2 = WDFMEMORY 0x{data.collection_handle:x})",
+        f"  found by: {data.found_by}",
         f"  top-level modules: {data.module_count}"
         + ("" if data.handles_in_dump else " (handle array not in the dump)"),
         f"  {'module':<28} {'object':<18} {'state':<8} {'config':<26} context",
@@ -162,9 +211,10 @@ def describe_dmf(data: DmfData) -> str:
         name = (m.instance_name or "?") + ("" if m.top_level else "  (child)")
         config = f"0x{m.config_address:x}+0x{m.config_size:x}" + ("" if m.config_in_dump else " absent")
         context = "none" if not m.context_address else f"0x{m.context_address:x}"
-        context += (
-            "" if not m.context_address else (f"+0x{m.context_size:x}" if m.context_size else " absent")
-        )
+        if m.context_address and m.context_size:
+            context += f"+0x{m.context_size:x}"
+        elif m.context_address:
+            context += " (in dump)" if m.context_in_dump else " absent"
         lines.append(f"  {name:<28} 0x{m.object_address:016x} {m.state:<8} {config:<26} {context}")
     return "\n".join(lines)
 

@@ -59,6 +59,9 @@ def context_bytes(thread: ThreadState) -> bytes:
     for name, value in thread.registers.items():
         setattr(ctx, name, value)
     ctx.Rsp, ctx.Rip = thread.rsp, thread.rip
+    # FltSave (XMM_SAVE_AREA32) holds MxCsr again at +0x18, equal to CONTEXT.MxCsr as in the real
+    # fixture (kdmp-parser refuses a header whose two copies differ: "MxCsr doesn't match MxCsr2")
+    ctx.FltSave[0x18:0x1C] = list(ctx.MxCsr.to_bytes(4, "little"))
     return bytes(ctx)
 
 

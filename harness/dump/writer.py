@@ -73,7 +73,7 @@ _U64_FIELDS = (
 )
 
 
-def _check_spec(spec: TriageDumpSpec) -> None:
+def check_spec(spec: TriageDumpSpec) -> None:
     """Refuse values the on-disk fields cannot hold (ctypes would silently truncate them)."""
     u32, u64 = (1 << 32) - 1, (1 << 64) - 1
     checks = [(name, getattr(spec, name), u32) for name in _U32_FIELDS]
@@ -130,7 +130,8 @@ class _Body:
     data: bytearray
 
 
-def _header(spec: TriageDumpSpec, fields: int, file_size: int) -> L.DUMP_HEADER64:
+def header_for(spec: TriageDumpSpec, fields: int, file_size: int) -> L.DUMP_HEADER64:
+    """DUMP_HEADER64 for ``spec`` (DumpType 4; the memory-dump writer sets its own DumpType)."""
     h = L.DUMP_HEADER64.from_buffer_copy(L.PAGE * (L.HEADER64_SIZE // 4))
     h.ValidDump = (L.u8 * 4)(*L.VALID_DUMP_64)
     h.MajorVersion, h.MinorVersion = 0xF, spec.build
@@ -212,7 +213,7 @@ def _body(spec: TriageDumpSpec, header: L.DUMP_HEADER64) -> _Body:
     return _Body(triage=t, data=data)
 
 
-def _blobs(spec: TriageDumpSpec) -> bytes:
+def blob_chain(spec: TriageDumpSpec) -> bytes:
     """The DumpBlob file header and one blob per secondary-data item (empty when there are none)."""
     if not spec.secondary_data:
         return b""
@@ -231,15 +232,15 @@ def _blobs(spec: TriageDumpSpec) -> bytes:
 def write_triage_dump(path: str | Path, spec: TriageDumpSpec) -> Path:
     """Write ``spec`` as a triage live dump at ``path`` (atomically: temp file + rename); return the path."""
     path = Path(path)
-    _check_spec(spec)
+    check_spec(spec)
     fields = (L.TRIAGE_DUMP_DRIVER_LIST if spec.drivers else 0) | (
         L.TRIAGE_DUMP_DATA_BLOCKS if spec.data_blocks else 0
     )
     if spec.thread is not None:
         fields = CURRENT_THREAD_FIELDS
-    header = _header(spec, fields, 0)
+    header = header_for(spec, fields, 0)
     body = _body(spec, header)
-    blobs = _blobs(spec)
+    blobs = blob_chain(spec)
     file_size = body.triage.SizeOfDump + len(blobs)
     if file_size > 0xFFFF_FFFF:
         raise ValueError(f"a triage dump of 0x{file_size:x} bytes does not fit 32-bit file offsets")

@@ -198,7 +198,7 @@ class CollectedDump:
     """A dump the machine wrote, copied to the local output folder and hash-verified."""
 
     path: Path
-    kind: str  # "live" (LiveKernelReports) or "crash" (Minidump)
+    kind: str  # "live" (LiveKernelReports) or "crash" (Minidump, MEMORY.DMP)
     sha256: str
     remote_name: str = ""
 

@@ -1,7 +1,9 @@
 """Expectations on a live dump's contents, checked byte for byte against the file itself.
 
 Every check reads the dump through `harness.dump` (the same reader that reads real Windows dumps),
-never through what the machine says it wrote. Messages carry the evidence: the blocks near a
+never through what the machine says it wrote. A kernel memory dump (a full live dump, DumpType 6)
+is checked by virtual address through its page tables instead of by data block
+(`memory_contents`); the triage path is unchanged. Messages carry the evidence: the blocks near a
 missing range, the first differing byte, the blobs that were found instead.
 """
 
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from harness.dump import KernelDump
 from harness.dump.dmf import decode_dmf
 from harness.scenario.model import BufferSlice, CountRange, CrashDumpExpect, DumpExpect, SecondaryDataExpect
+from harness.verify import memory_contents as by_page
 from harness.verify.mismatch import Mismatch, YamlPath
 
 DUMP_TYPE_TRIAGE = 4
@@ -68,18 +71,27 @@ def check_dump(expect: DumpExpect | None, dump: KernelDump, context: DumpContext
     if expect is None:
         return found
     found += _check_parameters(expect, dump, context, base)
+    paged = by_page.is_memory_dump(dump)
+    contains, excludes = (
+        (_contains_by_page, _excludes_by_page) if paged else (_check_contains, _check_excludes)
+    )
     for index, item in enumerate(expect.contains):
         path = (*base, "contains", index)
-        found += _missing_buffer(item, context, path) or _check_contains(
+        found += _missing_buffer(item, context, path) or contains(
             dump, resolve(item, context), item.bytes, path
         )
     for index, item in enumerate(expect.excludes):
         path = (*base, "excludes", index)
-        found += _missing_buffer(item, context, path) or _check_excludes(dump, resolve(item, context), path)
+        found += _missing_buffer(item, context, path) or excludes(dump, resolve(item, context), path)
     for index, item in enumerate(expect.secondary_data):
         found += _check_secondary(dump, item, context, (*base, "secondary_data", index))
     if expect.block_count is not None:
-        found += _check_block_count(dump, expect.block_count, (*base, "block_count"))
+        path = (*base, "block_count")
+        found += (
+            by_page.check_block_count(dump, path)
+            if paged
+            else _check_block_count(dump, expect.block_count, path)
+        )
     if expect.dmf_collection is not None:
         found += _check_dmf_collection(dump, expect.dmf_collection, (*base, "dmf_collection"))
     return found
@@ -120,6 +132,17 @@ def _check_dmf_collection(dump: KernelDump, want: bool, path: YamlPath) -> list[
     ]
 
 
+def _contains_by_page(
+    dump: KernelDump, target: ResolvedRange, explicit: bytes | None, path: YamlPath
+) -> list[Mismatch]:
+    want = explicit if explicit is not None else target.data
+    return by_page.check_contains(dump, target.label, target.address, target.length, want, path)
+
+
+def _excludes_by_page(dump: KernelDump, target: ResolvedRange, path: YamlPath) -> list[Mismatch]:
+    return by_page.check_excludes(dump, target.label, target.address, target.length, path)
+
+
 def _missing_buffer(slice_: BufferSlice | None, context: DumpContext, path: YamlPath) -> list[Mismatch]:
     """A named buffer the machine no longer has (allocated before a reboot) cannot be looked for."""
     if slice_ is None or slice_.buffer is None or slice_.buffer in context.buffers:
@@ -135,14 +158,18 @@ def _missing_buffer(slice_: BufferSlice | None, context: DumpContext, path: Yaml
 
 
 def _check_kind(dump: KernelDump) -> list[Mismatch]:
+    """A live dump: a triage one (what LkmdTelCreateReport writes, F01) or a full live dump (a
+    kernel memory dump, DumpType 1/5/6, read by page), either with LiveDumpGeneratedDump set."""
     header = dump.header
-    if header.dump_type == DUMP_TYPE_TRIAGE and header.is_live_dump:
+    paged = by_page.is_memory_dump(dump)
+    if header.is_live_dump and (header.dump_type == DUMP_TYPE_TRIAGE or paged):
         return []
+    kind, wanted = ("full live dump", "DumpType 1, 5 or 6") if paged else ("live triage dump", "DumpType 4")
     return [
         Mismatch(
             ("expect", "dump"),
-            f"{dump.path.name} is not a live triage dump",
-            "DumpType 4 with the LiveDumpGeneratedDump attribute",
+            f"{dump.path.name} is not a {kind}",
+            f"{wanted} with the LiveDumpGeneratedDump attribute",
             f"DumpType {header.dump_type}, Attributes {header.attributes}",
         )
     ]

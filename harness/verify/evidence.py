@@ -27,6 +27,7 @@ from typing import Literal
 from harness.dump import DumpFormatError, KernelDump
 from harness.dump.dmf import decode_dmf
 from harness.scenario.model import BufferSlice, DumpExpect, SecondaryDataExpect
+from harness.verify import memory_contents as by_page
 from harness.verify.dump_contents import BufferView, DumpContext, resolve
 from harness.verify.mismatch import YamlPath
 
@@ -201,12 +202,14 @@ def _expectations(
 ) -> tuple[ExpectationEvidence, ...]:
     base: YamlPath = ("expect", "dump")
     found: list[ExpectationEvidence] = []
+    paged = by_page.is_memory_dump(dump)
+    contains, excludes = (_contains_by_page, _excludes_by_page) if paged else (_contains, _excludes)
     for index, item in enumerate(expect.contains):
         if _known(item, context):
-            found.append(_contains(dump, item, context, (*base, "contains", index)))
+            found.append(contains(dump, item, context, (*base, "contains", index)))
     for index, item in enumerate(expect.excludes):
         if _known(item, context):
-            found.append(_excludes(dump, item, context, (*base, "excludes", index)))
+            found.append(excludes(dump, item, context, (*base, "excludes", index)))
     for index, item in enumerate(expect.secondary_data):
         if item.buffer is None or _known(item.buffer, context):
             found.append(_secondary(dump, item, context, (*base, "secondary_data", index)))
@@ -250,6 +253,50 @@ def _contains(
         expected_head=want[first : first + HEAD_BYTES],
         found_head=(got or b"")[first : first + HEAD_BYTES],
         detail=f"bytes differ from offset +0x{first:X}",
+    )
+
+
+def _contains_by_page(
+    dump: KernelDump, item: BufferSlice, context: DumpContext, path: YamlPath
+) -> ExpectationEvidence:
+    """A memory dump's `contains`, read by virtual address (memory_contents): no blocks to name."""
+    target = resolve(item, context)
+    explicit = getattr(item, "bytes", None)
+    want = explicit if explicit is not None else target.data
+    common = {"kind": "contains", "path": path, "label": target.label, "address": target.address}
+    common["length"] = target.length
+    reading = by_page.read_range(dump, target.address, target.length, want)
+    if reading.error is not None:
+        head = want[:HEAD_BYTES] if want else None
+        return ExpectationEvidence(**common, verdict="missing", expected_head=head, detail=str(reading.error))
+    got = reading.data or b""
+    if want is None or got == want:
+        return ExpectationEvidence(**common, verdict="found", found_head=got[:HEAD_BYTES])
+    first = next(i for i, (a, b) in enumerate(zip(got, want, strict=True)) if a != b)
+    return ExpectationEvidence(
+        **common,
+        verdict="differs",
+        expected_head=want[first : first + HEAD_BYTES],
+        found_head=got[first : first + HEAD_BYTES],
+        detail=f"bytes differ from offset +0x{first:X}",
+    )
+
+
+def _excludes_by_page(
+    dump: KernelDump, item: BufferSlice, context: DumpContext, path: YamlPath
+) -> ExpectationEvidence:
+    target = resolve(item, context)
+    found = by_page.mapped_pages(dump, target.address, target.length)
+    return ExpectationEvidence(
+        kind="excludes",
+        path=path,
+        label=target.label,
+        verdict="unexpected" if found.present else "absent",
+        address=target.address,
+        length=target.length,
+        detail=f"{found.present} of {found.pages} page(s) in the dump"
+        if found.present
+        else "no page of the range in the dump",
     )
 
 

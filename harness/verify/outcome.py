@@ -141,21 +141,65 @@ def check_crash_dump(
 ) -> list[Mismatch]:
     """After a bugcheck the machine must have written a crash dump that shows it: read the file,
     compare its code and parameters with the crash the target reported and with
-    `expect.bugcheck_parameters`. The summary of the dump goes into the failure text so an
-    unexpected crash is explained by its own evidence."""
+    `expect.bugcheck_parameters`. Every crash dump of the bugcheck is checked: the minidump and,
+    on a machine set up for kernel memory dumps, MEMORY.DMP (read by `open_dump` as a memory dump).
+    `expect.crash_dump` is checked on the first triage crash dump (the minidump, whose data blocks
+    hold what the bugcheck callbacks added, F22). The summary of each goes into the failure text so
+    an unexpected crash is explained by its own evidence."""
     path = ("expect", "bugcheck") if expect.bugcheck is not None else ("expect",)
     if not crash_dumps:
         return [Mismatch(path, "the machine bugchecked but no crash dump was collected", "a Minidump file")]
-    dump_file = crash_dumps[0]
+    mismatches: list[Mismatch] = []
+    summaries = []
+    contents: list[Mismatch] | None = None
+    for dump_file in crash_dumps:
+        found_here, summary, contents_here = _check_one_crash_dump(
+            expect, crash, dump_file, path, context if contents is None else None
+        )
+        mismatches += found_here
+        summaries.append(summary)
+        if contents is None:
+            contents = contents_here
+    if expect.crash_dump is not None:
+        mismatches += contents if contents is not None else _no_triage_crash_dump(crash_dumps)
+    if expect.bugcheck is None and mismatches == []:
+        return [
+            Mismatch(
+                ("expect",), "crash dump of the unexpected bugcheck", "no bugcheck", "\n".join(summaries)
+            )
+        ]
+    return mismatches
+
+
+def _check_one_crash_dump(
+    expect: Expect,
+    crash: Crash,
+    dump_file: CollectedDump,
+    path: tuple[str, ...],
+    context: DumpContext | None,
+) -> tuple[list[Mismatch], str, list[Mismatch] | None]:
+    """The code and parameters of one crash dump; and `expect.crash_dump` on it when it is a triage
+    dump and `context` is given (None: not checked here)."""
     try:
         dump = open_dump(dump_file.path)
     except DumpFormatError as error:
-        return [Mismatch(path, f"the crash dump is malformed: {error}")]
+        return [Mismatch(path, f"the crash dump is malformed: {error}")], "", None
     with dump:
         header = dump.header
         found = (header.bugcheck_code, *header.bugcheck_parameters)
         summary = describe(dump)
-        contents = _crash_dump_contents(expect, dump, context, dump_file.path.name)
+        contents = None
+        if expect.crash_dump is not None and type(dump) is KernelDump:
+            contents = (
+                check_crash_dump_contents(expect.crash_dump, dump, context)
+                if context is not None
+                else [
+                    Mismatch(
+                        ("expect", "crash_dump"),
+                        "no buffer addresses of the crashed boot to check the crash dump against",
+                    )
+                ]
+            )
     mismatches = []
     reported = (crash.bugcheck_code, *crash.parameters)
     if found != reported:
@@ -177,28 +221,19 @@ def check_crash_dump(
                     f"0x{found[index + 1]:X}\n{summary}",
                 )
             )
-    mismatches += contents
-    if expect.bugcheck is None and mismatches == []:
-        return [Mismatch(("expect",), "crash dump of the unexpected bugcheck", "no bugcheck", summary)]
-    return mismatches
+    return mismatches, summary, contents
 
 
-def _crash_dump_contents(
-    expect: Expect, dump: object, context: DumpContext | None, name: str
-) -> list[Mismatch]:
-    """`expect.crash_dump` on the opened crash dump; never skipped silently."""
-    if expect.crash_dump is None:
-        return []
-    path = ("expect", "crash_dump")
-    if context is None:
-        return [Mismatch(path, "no buffer addresses of the crashed boot to check the crash dump against")]
-    if not isinstance(dump, KernelDump) or type(dump) is not KernelDump:
-        return [
-            Mismatch(
-                path, f"{name} is not a triage crash dump: its data blocks cannot be checked", "a triage dump"
-            )
-        ]
-    return check_crash_dump_contents(expect.crash_dump, dump, context)
+def _no_triage_crash_dump(crash_dumps: list[CollectedDump]) -> list[Mismatch]:
+    """`expect.crash_dump` is never skipped silently: without a triage crash dump it fails."""
+    names = ", ".join(dump.path.name for dump in crash_dumps)
+    return [
+        Mismatch(
+            ("expect", "crash_dump"),
+            f"no triage crash dump among {names}: its data blocks cannot be checked",
+            "a triage dump",
+        )
+    ]
 
 
 def _codes(values: tuple[int, ...]) -> str:

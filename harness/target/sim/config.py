@@ -10,6 +10,9 @@ Example (`vm/sim-contract.yaml`)::
     report_type: LkdhTestDriver  # DMF_CONFIG_LiveKernelDump.ReportType (F05 cuts it on bfac434)
     include_dmf_data_in_bugcheck_dump: false   # F22
     seed: 1                      # address layout of the simulated pool
+    crash_dump: kernel           # triage (default): a bugcheck writes the minidump; kernel: also
+                                 # %SystemRoot%\\MEMORY.DMP, a kernel memory dump (DumpType 5)
+    live_dump: triage            # kernel: a create writes a full live dump (DumpType 6)
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ class SimConfig(BaseModel):
     report_type: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,15}$")] = "LkdhTestDriver"
     include_dmf_data_in_bugcheck_dump: StrictBool = False
     seed: Annotated[StrictInt, Field(ge=0, le=2**31)] = 1
+    crash_dump: Literal["triage", "kernel"] = "triage"
+    live_dump: Literal["triage", "kernel"] = "triage"
 
     def settings(self, profile: str | None = None) -> SimSettings:
         """SimSettings from this config; an explicit `profile` (the --sim-profile option) wins."""
@@ -51,4 +56,6 @@ class SimConfig(BaseModel):
             seed=self.seed,
             wer_allows_dumps=self.wer_allows_dumps,
             module=module,
+            crash_dump=self.crash_dump,
+            live_dump=self.live_dump,
         )

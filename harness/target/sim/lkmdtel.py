@@ -8,6 +8,7 @@ machine's virtual clock. Submitting writes a real triage live dump through `harn
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from harness.dump import TriageDumpSpec, write_triage_dump
 from harness.dump.sections import ThreadState
 from harness.target.sim.current_thread import current_thread
 from harness.target.sim.driver_image import LIVE_DUMP_CONTEXT_RIP, LoadedImage, loaded_images
+from harness.target.sim.kernel_dump import MEMORY_DUMP_NAME, write_kernel_dump
 from harness.target.sim.memory import KernelMemory, PageFault
 from harness.target.status import (
     STATUS_BUFFER_TOO_SMALL,
@@ -79,6 +81,10 @@ class LiveDumpService:
     images: tuple[LoadedImage, ...] = field(default_factory=loaded_images)
     caller: str = "lkdctl.exe"
     """The process whose system call is running the driver (the dump's current thread)."""
+    crash_dump: str = "triage"
+    """"kernel": a bugcheck also writes MEMORY.DMP (kernel_dump.py); "triage": the minidump only."""
+    live_dump: str = "triage"
+    """"kernel": Create's report is a full live dump (DumpType 6, kernel_dump.py), not a triage one."""
 
     def create_report(
         self, report_type: str, code: int, p1: int, p2: int, p3: int, p4: int
@@ -141,7 +147,11 @@ class LiveDumpService:
             driver_frames=("LiveKernelDump_LiveKernelMemoryDumpCreate", "LkdhControlIoctl"),
             verifier=self.verifier,
         )
-        write_triage_dump(path, self._spec(report, secondary, now, thread, live=True))
+        spec = self._spec(report, secondary, now, thread, live=True)
+        if self.live_dump == "kernel":
+            write_kernel_dump(path, spec, self.memory, live=True)
+        else:
+            write_triage_dump(path, spec)
         return STATUS_SUCCESS
 
     def write_crash_dump(
@@ -158,7 +168,15 @@ class LiveDumpService:
         path.parent.mkdir(parents=True, exist_ok=True)
         report = LiveReport("Minidump", code, parameters, blocks=list(blocks))
         thread = current_thread(self.boot, rip, process_name=self.caller, verifier=self.verifier)
-        write_triage_dump(path, self._spec(report, [], self.clock(), thread, live=False))
+        spec = self._spec(report, [], self.clock(), thread, live=False)
+        write_triage_dump(path, spec)
+        if self.crash_dump == "kernel":
+            memory_dump = write_kernel_dump(
+                self.windows_dir / MEMORY_DUMP_NAME, spec, self.memory, live=False
+            )
+            # rewritten in place by every bugcheck: its write time is the machine's (virtual) clock,
+            # as a listing of the disk shows it, so two of them are told apart as on a real machine
+            os.utime(memory_dump, (self.clock(), self.clock()))
         return path
 
     def _spec(

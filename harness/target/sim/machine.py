@@ -42,6 +42,7 @@ from harness.target.ops import (
 from harness.target.sim.driver_image import KI_BUGCHECK_CONTEXT_RIP, TEST_DRIVER
 from harness.target.sim.framework import build_framework_data
 from harness.target.sim.ioctl import IoctlCaller, LiveKernelDumpIoctlHandler
+from harness.target.sim.kernel_dump import CRASH_DUMP_KINDS, LIVE_DUMP_KINDS, MEMORY_DUMP_NAME
 from harness.target.sim.livekerneldump import (
     ZERO_GUID,
     Bugcheck,
@@ -94,6 +95,17 @@ class SimSettings:
     live_kernel_dump_feature: bool = True
     """F42: False = the driver never calls DMF_DmfDeviceInitSetLiveKernelDumpConfig, so the feature
     module handle is NULL; the test driver then refuses every DMF operation (Control.c)."""
+    crash_dump: str = "triage"
+    """"kernel": a bugcheck writes %SystemRoot%\\MEMORY.DMP (a kernel memory dump) beside the
+    minidump; "triage": the minidump only (kernel_dump.py)."""
+    live_dump: str = "triage"
+    """"kernel": a Create writes a full live dump (kernel memory, DumpType 6) instead of the triage
+    report LkmdTelCreateReport writes (F01); for exercising the kernel-dump path (kernel_dump.py)."""
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("crash_dump", CRASH_DUMP_KINDS), ("live_dump", LIVE_DUMP_KINDS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"SimSettings.{name} = {getattr(self, name)!r}: one of {', '.join(allowed)}")
 
 
 class SimulatedMachine(Target):
@@ -110,7 +122,7 @@ class SimulatedMachine(Target):
         self.now = EPOCH
         self.boot_number = 0
         self.crashes: list[Crash] = []
-        self._collected: set[Path] = set()
+        self._collected: set[tuple[Path, int]] = set()
         self._boot()
 
     # -- Target -------------------------------------------------------------------------------
@@ -167,12 +179,16 @@ class SimulatedMachine(Target):
         found = sorted(self.windows_dir.glob("LiveKernelReports/**/*.dmp")) + sorted(
             self.windows_dir.glob("Minidump/*.dmp")
         )
+        memory_dump = self.windows_dir / MEMORY_DUMP_NAME
+        found += [memory_dump] if memory_dump.is_file() else []
         collected = []
         for source in found:
-            if source in self._collected:
+            key = (source, len(self.crashes) if source == memory_dump else 0)  # rewritten per bugcheck
+            if key in self._collected:
                 continue
-            collected.append(_copy_verified(source, self.output_dir / "dumps", self.windows_dir))
-            self._collected.add(source)
+            copy = 1 + sum(1 for path, _ in self._collected if path == source)
+            collected.append(_copy_verified(source, self.output_dir / "dumps", self.windows_dir, copy))
+            self._collected.add(key)
         return collected
 
     def driver_info(self) -> DriverInfo:
@@ -217,6 +233,8 @@ class SimulatedMachine(Target):
             wer_allows_dumps=self.settings.wer_allows_dumps,
             boot=self.boot_number,
             verifier=self.settings.verifier,
+            crash_dump=self.settings.crash_dump,
+            live_dump=self.settings.live_dump,
         )
         self.verifier = DriverVerifier(TEST_DRIVER, enabled=self.settings.verifier)
         self._start_driver()
@@ -420,16 +438,18 @@ def _override(override: int | None, packed: int) -> int:
     return packed if override is None else override
 
 
-def _copy_verified(source: Path, folder: Path, root: Path) -> CollectedDump:
+def _copy_verified(source: Path, folder: Path, root: Path, copy: int = 1) -> CollectedDump:
     """Copy a dump and prove the copy by SHA-256, as the real transfers must."""
     relative = source.relative_to(root)
     destination = folder / relative
+    if copy > 1:  # MEMORY.DMP is rewritten by every bugcheck: the earlier copies are kept
+        destination = destination.with_name(f"{relative.stem}-{copy}{relative.suffix}")
     destination.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, destination)
     expected, actual = _sha256(source), _sha256(destination)
     if expected != actual:
         raise OSError(f"copy of {source} does not match: {expected} != {actual}")
-    kind = "crash" if relative.parts[0] == "Minidump" else "live"
+    kind = "live" if relative.parts[0] == "LiveKernelReports" else "crash"
     return CollectedDump(destination, kind, actual, str(relative))
 
 

@@ -114,6 +114,11 @@ class KernelMemory:
         start = address - allocation.address
         return bytes(allocation.data[start : start + size])
 
+    def kernel_allocations(self) -> tuple[Allocation, ...]:
+        """Every mapped kernel-mode allocation, in address order: freed normal pool included (its
+        page stays mapped, F45), unmapped special pool and the caller's user memory left out."""
+        return tuple(a for a in self._allocations if a.pool != USER_MODE)
+
     def write(self, address: int, data: bytes) -> None:
         """Overwrite bytes in place, as a driver updating its own structure does."""
         allocation = self.allocation_at(address, max(len(data), 1))

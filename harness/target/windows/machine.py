@@ -99,6 +99,7 @@ class WindowsMachine(Target):
         self._pending: list[CollectedDump] = []
         self._next_slot = 1
         self._known_dumps: set[DumpKey] = set()
+        self._pulled: set[Path] = set()
         self._last_create: float | None = None
         self._boot: BootIdentity | None = None
         self._prepared = False
@@ -235,11 +236,22 @@ class WindowsMachine(Target):
         for dump in fresh:
             sha256 = hashes[dump["path"]]["sha256"]
             relative = PureWindowsPath(dump["relative_name"])
-            local = self.output_dir / "dumps" / Path(*relative.parts)
+            local = self._local_copy(self.output_dir / "dumps" / Path(*relative.parts))
             self.guest.download(dump["path"], local, size=int(dump["size"]), sha256=sha256)
             collected.append(CollectedDump(local, dump["kind"], sha256, str(relative.as_posix())))
             self._known_dumps.add(_dump_key(dump))
         return collected
+
+    def _local_copy(self, local: Path) -> Path:
+        """Where a pulled dump goes: MEMORY.DMP is overwritten by every bugcheck on the guest
+        (windows-driver-docs, debugger/kernel-memory-dump.md), so a second pull of the same name in
+        this run goes beside the first (`MEMORY-2.DMP`, ...) and the earlier kernel dump is kept."""
+        chosen, copy = local, 1
+        while chosen in self._pulled:
+            copy += 1
+            chosen = local.with_name(f"{local.stem}-{copy}{local.suffix}")
+        self._pulled.add(chosen)
+        return chosen
 
     def driver_info(self) -> DriverInfo:
         reply = self._control(protocol.pack_info(), info=True)
