@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import shared_dir
 
 from harness.cli import main
 from harness.dump import KernelDump
@@ -15,7 +16,7 @@ from harness.dump.dmf import decode_dmf, describe_dmf
 from harness.target.ops import Alloc, Create, Store, Wait
 from harness.target.sim import SimSettings, SimulatedMachine
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "dumps" / "triage_x64.dmp"
+FIXTURE = shared_dir() / "fixtures" / "dumps" / "triage_x64.dmp"
 
 
 def test_layouts_are_the_x64_ones() -> None:
