@@ -16,7 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from harness.dump import DumpFormatError, KernelDump, TriageDumpSpec, open_dump, write_triage_dump
+from harness.dump import (
+    DumpFormatError,
+    KernelDump,
+    TriageDumpSpec,
+    UserModeMinidump,
+    open_dump,
+    write_triage_dump,
+)
 
 
 def u32(raw: bytearray, offset: int) -> int:
@@ -195,3 +202,22 @@ def test_errors_survive_pickling() -> None:
         "too big",
     )
     assert str(again) == "a.dmp: TRIAGE_DUMP64.SizeOfDump (file offset 0x2004): too big"
+
+
+def test_error_text_without_an_offset_and_in_args() -> None:
+    """A problem of the file as a whole has no offset and says so by omission; the message is also
+    the exception's ``args`` (what ``repr`` and logging show)."""
+    error = DumpFormatError(Path("/x/a.dmp"), "MINIDUMP", None, "the minidump package could not parse it")
+    assert str(error) == "a.dmp: MINIDUMP: the minidump package could not parse it"
+    assert error.args == (str(error),)
+    assert repr(error) == f"DumpFormatError({str(error)!r})"
+
+
+def test_an_empty_user_mode_minidump_is_refused_by_its_size(tmp_path: Path) -> None:
+    """UserModeMinidump opened directly on an empty file (open_dump sends it nowhere: no "MDMP")."""
+    path = tmp_path / "empty.dmp"
+    path.write_bytes(b"")
+    with pytest.raises(DumpFormatError) as info:
+        UserModeMinidump(path)
+    assert (info.value.path, info.value.field, info.value.offset) == (path, "MINIDUMP_HEADER", 0)
+    assert info.value.reason == "file is 0x0 bytes, shorter than the 0x20-byte MINIDUMP_HEADER"

@@ -336,3 +336,23 @@ def test_a_stream_count_with_the_top_bit_set_is_huge(tmp_path: Path) -> None:
     error = _refusal(path)
     assert (error.field, error.offset) == ("MINIDUMP_HEADER.NumberOfStreams", 8)
     assert error.reason == "2147483648 stream directory entries at 0x20 run past end of file (size 0x20)"
+
+
+def test_one_directory_entry_more_than_the_file_holds_is_refused(tmp_path: Path) -> None:
+    path = _minidump(tmp_path, [(THREAD_LIST, struct.pack("<I", 0))])  # 48 bytes: header, 1 entry, stream
+    raw = bytearray(path.read_bytes())
+    struct.pack_into("<I", raw, 8, 2)
+    path.write_bytes(raw)
+    error = _refusal(path)
+    assert (error.field, error.offset) == ("MINIDUMP_HEADER.NumberOfStreams", 8)
+    assert error.reason == "2 stream directory entries at 0x20 run past end of file (size 0x30)"
+
+
+def test_a_stream_running_past_the_file_names_its_directory_entry(tmp_path: Path) -> None:
+    path = _minidump(tmp_path, [(THREAD_LIST, struct.pack("<I", 0)), (THREAD_LIST, struct.pack("<I", 0))])
+    raw = bytearray(path.read_bytes())
+    struct.pack_into("<I", raw, 32 + 12 + 4, 5)  # entry 1's DataSize: 5 bytes at 0x3c in a 0x40-byte file
+    path.write_bytes(raw)
+    error = _refusal(path)
+    assert (error.field, error.offset) == ("MINIDUMP_DIRECTORY[1].Location", 32 + 12 + 4)
+    assert error.reason == "stream type 3 [0x3c+0x5] runs past end of file (size 0x40)"
