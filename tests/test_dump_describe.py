@@ -142,6 +142,15 @@ def test_user_mode_summary_has_every_kernel_key_empty(fixture_dumps: Path) -> No
         "triage": None,
     }
     assert list(data["minidump"]) == ["architecture", "exception_code", "modules", "threads"]
+    assert (data["minidump"]["threads"], data["minidump"]["exception_code"]) == (5, 0x80000003)
+
+
+@pytest.mark.needs_shared
+def test_the_minidump_package_object_names_its_file(fixture_dumps: Path) -> None:
+    """``dump.minidump`` is handed to callers who need more than the summary: it says which file."""
+    path = fixture_dumps / "calc.dmp"
+    with open_dump(path) as dump:
+        assert dump.minidump.filename == str(path)
 
 
 def test_kernel_summary_keys_and_header_names(sim_dump: Path) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness.dump import (
+    AddressNotInDump,
     DumpFormatError,
     KernelDump,
     TriageDumpSpec,
@@ -221,3 +222,35 @@ def test_an_empty_user_mode_minidump_is_refused_by_its_size(tmp_path: Path) -> N
         UserModeMinidump(path)
     assert (info.value.path, info.value.field, info.value.offset) == (path, "MINIDUMP_HEADER", 0)
     assert info.value.reason == "file is 0x0 bytes, shorter than the 0x20-byte MINIDUMP_HEADER"
+
+
+def test_a_read_in_a_dump_without_blocks_says_there_are_none() -> None:
+    error = AddressNotInDump(0xFFFF_C000_0000_1000, 0x10, [])
+    assert str(error) == (
+        "[0xffffc00000001000, 0xffffc00000001010) (0x10 bytes) is not inside any data block; "
+        "nearest blocks: none (no data blocks)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "field", "offset", "reason"),
+    [
+        (b"", "DUMP_HEADER64.Signature", 0, "file is empty (0 bytes)"),
+        (
+            b"PAGEDUMP" + bytes(0x2000),
+            "DUMP_HEADER64.ValidDump",
+            4,
+            "32-bit kernel dumps ('PAGEDUMP', DUMP_HEADER32) are not supported yet",
+        ),
+    ],
+    ids=["empty", "32-bit"],
+)
+def test_signature_refusals_word_for_word(
+    tmp_path: Path, content: bytes, field: str, offset: int, reason: str
+) -> None:
+    path = tmp_path / "x.dmp"
+    path.write_bytes(content)
+    for opener in (KernelDump, open_dump):
+        with pytest.raises(DumpFormatError) as info:
+            opener(path)
+        assert (info.value.field, info.value.offset, info.value.reason) == (field, offset, reason)

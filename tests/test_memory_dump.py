@@ -29,6 +29,7 @@ from harness.dump import (
 )
 from harness.dump.memory import _gib, memory_lines
 from harness.dump.pagewalk import FAULT_NAMES
+from harness.dump.physical import RunIndex
 
 # Holes everywhere: between ranges, inside 2 MiB chunks, ranges not 8- or 64-aligned, and 1 GiB
 # pages that are nearly all absent. Five ranges, so the same plan is a valid full dump (<= 42 runs).
@@ -230,6 +231,21 @@ def test_describe_summary_and_inspect(generated: Generated, capsys: pytest.Captu
     assert memory["present_pages"] == present and memory["range_count"] == 5
     assert [(r["first_pfn"], r["pages"]) for r in memory["ranges"]] == PRESENT
     assert memory["index"] == ("runs" if generated.plan.dump_type == 1 else "bitmap")
+    assert list(memory) == [  # sorted, as summary() sorts every mapping
+        "bitmap_signature",
+        "data_end",
+        "described_pages",
+        "first_page_offset",
+        "index",
+        "present_pages",
+        "range_count",
+        "ranges",
+    ]
+    signature = {5: "FDMP", 6: "SDMP", 1: None}[generated.plan.dump_type]
+    assert (memory["bitmap_signature"], memory["first_page_offset"]) == (signature, generated.first_page)
+    assert memory["data_end"] == generated.first_page + present * 0x1000
+    first = memory["ranges"][0]
+    assert first == {"first_pfn": 0, "pages": 0x400, "file_offset": generated.first_page}
     assert main(["inspect", str(generated.path), "--json"]) == 0
     described = 0x1DFF if generated.plan.dump_type == 1 else DESCRIBED  # runs end at the last one
     assert json.loads(capsys.readouterr().out)["memory"]["described_pages"] == described
@@ -418,3 +434,10 @@ def test_bitmap_ranges_across_words_and_slices(tmp_path: Path) -> None:
     ]
     assert (total, total_of_one) == (5, 5)
     assert [(r.first_pfn, r.count) for r in one] == [(0x10, 2)]
+
+
+def test_a_full_dump_without_runs_holds_no_frame() -> None:
+    index = RunIndex([], 0x2000)
+    offsets = index.file_offsets(np.array([0, 5, 0x1000], dtype=np.uint64))
+    assert offsets.dtype == np.int64 and offsets.tolist() == [-1, -1, -1]
+    assert (index.described_pages, index.present_pages, index.ranges(5)) == (0, 0, ([], 0))
