@@ -99,6 +99,28 @@ def blob_past_eof(raw: bytearray):
     return bytes(raw), "DUMP_BLOB_HEADER.DataSize", first_blob + 0x14, "runs past end of file"
 
 
+def blob_header_past_eof(raw: bytearray):
+    first_blob = u32(raw, 0x2004) + 0x10
+    put32(raw, first_blob, len(raw))  # HeaderSize: the header alone would end past the file
+    return (
+        bytes(raw),
+        "DUMP_BLOB_HEADER.HeaderSize",
+        first_blob,
+        f"[0x{first_blob:x}+0x{len(raw):x}] runs past end of file",
+    )
+
+
+def blob_padding_past_eof(raw: bytearray):
+    first_blob = u32(raw, 0x2004) + 0x10
+    put32(raw, first_blob + 0x1C, len(raw))  # PostPad
+    return (
+        bytes(raw),
+        "DUMP_BLOB_HEADER.PostPad",
+        first_blob + 0x1C,
+        f"past end of file (size 0x{len(raw):x})",
+    )
+
+
 def empty_file(raw: bytearray):
     return b"", "DUMP_HEADER64.Signature", 0, "file is empty"
 
@@ -121,6 +143,8 @@ CORRUPTIONS: list[Callable] = [
     block_past_size_of_dump,
     driver_list_too_long,
     blob_past_eof,
+    blob_header_past_eof,
+    blob_padding_past_eof,
     empty_file,
     random_bytes,
 ]

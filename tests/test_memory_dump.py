@@ -441,3 +441,12 @@ def test_a_full_dump_without_runs_holds_no_frame() -> None:
     offsets = index.file_offsets(np.array([0, 5, 0x1000], dtype=np.uint64))
     assert offsets.dtype == np.int64 and offsets.tolist() == [-1, -1, -1]
     assert (index.described_pages, index.present_pages, index.ranges(5)) == (0, 0, ([], 0))
+
+
+def test_run_index_lookups_stop_at_each_runs_end() -> None:
+    """The frame just past a run is absent (runs are half-open), in the vector and the scalar form."""
+    index = RunIndex([(0x10, 4), (0x20, 2)], 0x2000)
+    pfns = [0xF, 0x10, 0x13, 0x14, 0x1F, 0x20, 0x21, 0x22, 0x100]
+    expected = [-1, 0x2000, 0x5000, -1, -1, 0x6000, 0x7000, -1, -1]
+    assert index.file_offsets(np.array(pfns, dtype=np.uint64)).tolist() == expected
+    assert [index.file_offset(p) for p in pfns] == [None if e < 0 else e for e in expected]
