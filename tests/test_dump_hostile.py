@@ -9,6 +9,7 @@ package alone); harness/dump/minidump_guard.py stops both before the package run
 
 from __future__ import annotations
 
+import io
 import struct
 import tracemalloc
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from memory_dump_gen import Plan, generate
 
 from harness.dump import DumpFormatError, PageNotInDump, UserModeMinidump, open_dump
+from harness.dump.minidump_guard import ClampedFile
 
 MODULE_LIST = 0x7F0  # calc.dmp: ModuleListStream at 0x7F0 (directory entry 1, at 0x20 + 12)
 
@@ -356,3 +358,21 @@ def test_a_stream_running_past_the_file_names_its_directory_entry(tmp_path: Path
     error = _refusal(path)
     assert (error.field, error.offset) == ("MINIDUMP_DIRECTORY[1].Location", 32 + 12 + 4)
     assert error.reason == "stream type 3 [0x3c+0x5] runs past end of file (size 0x40)"
+
+
+def test_the_clamped_file_never_reads_past_the_size_it_was_given(tmp_path: Path) -> None:
+    """ClampedFile is what the ``minidump`` package reads through: whatever size it asks for, no
+    read returns (or buffers) more than is left before the size given, here 10 of 100 bytes."""
+    path = tmp_path / "hundred.bin"
+    path.write_bytes(bytes(range(100)))
+    with path.open("rb") as raw:
+        clamped = ClampedFile(raw, 10)
+        assert clamped.read(4) == bytes(range(4))
+        assert clamped.read(0) == b""
+        assert clamped.read(100) == bytes(range(4, 10))  # asked for 100, 6 were left
+        assert clamped.read(1) == b""  # at the limit
+        assert clamped.seek(2) == 2 and clamped.read(-1) == bytes(range(2, 10))
+        assert clamped.seek(3) == 3 and clamped.read(None) == bytes(range(3, 10))
+        assert clamped.seek(50) == 50 and clamped.read(5) == b"" and clamped.read() == b""
+        assert clamped.seek(-4, io.SEEK_END) == 96 and clamped.tell() == 96  # whence is passed on
+        assert clamped.readable() and clamped.seekable()
