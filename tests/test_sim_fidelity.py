@@ -374,3 +374,41 @@ def test_f45_freed_buffer_normal_pool_stale_bytes_special_pool_unmapped(
             assert dump.read_virtual(address, 16) == (b"stale" * 4)[:16]
     else:
         assert status == STATUS_INVALID_PARAMETER
+
+
+@pytest.mark.parametrize(
+    ("routine", "call"),
+    [
+        (
+            "DMF_LiveKernelDump_StoreDmfCollectionAsBugcheckParameter",
+            lambda n: n.store_collection(5, Irql.PASSIVE_LEVEL),
+        ),
+        ("DMF_LiveKernelDump_DmfDataSizeGet", lambda n: n.dmf_data_size_get()),
+    ],
+    ids=["store-collection", "dmf-data-size-get"],
+)
+def test_f42_null_module_bugcheck_parameters_exactly(routine: str, call) -> None:
+    """F42: WDF_VIOLATION (0x10D, 4, 0, caller, 0): P3 is the return address inside the routine that
+    called DMF_CONTEXT_GET, which LKD.c places in the PAGE section (code_seg), 0x1C into it [INF];
+    the reason names the routine, so a crash report says which DMF call had no module."""
+    with pytest.raises(Bugcheck) as stop:
+        call(NullModuleHandle(TEST_DRIVER))
+    caller = TEST_DRIVER.routine(routine, paged=True) + 0x1C
+    assert (stop.value.code, stop.value.parameters) == (0x10D, (0x4, 0, caller, 0))
+    assert TEST_DRIVER.base + 0x9000 <= caller < TEST_DRIVER.base + 0x10000  # in PAGE, not .text
+    assert stop.value.reason == f"F42: {routine} passed a NULL DMFMODULE to DMF_CONTEXT_GET"
+
+
+def test_f36_the_faulting_read_is_reported_with_its_instruction(tmp_path: Path) -> None:
+    """F36: SYSTEM_SERVICE_EXCEPTION (0x3B): P1 = STATUS_ACCESS_VIOLATION, P2 = the faulting
+    instruction in LiveKernelDump_LiveKernelMemoryDumpCreate (PAGE section, +0x9A), P3 = the
+    context record, P4 = 0; the crash dump names the same."""
+    sim = machine(tmp_path)
+    sim.execute(Alloc("small", 8, b"s"))
+    crash = sim.execute(_two_structures_one_bad("small", 8, 0x1B5)).crash
+    assert crash is not None
+    instruction = TEST_DRIVER.routine("LiveKernelDump_LiveKernelMemoryDumpCreate", paged=True) + 0x9A
+    assert (crash.bugcheck_code, crash.parameters) == (
+        0x3B,
+        (0xC0000005, instruction, TEST_DRIVER.base + 0x9F00, 0),
+    )
