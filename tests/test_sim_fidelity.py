@@ -412,3 +412,13 @@ def test_f36_the_faulting_read_is_reported_with_its_instruction(tmp_path: Path) 
         0x3B,
         (0xC0000005, instruction, TEST_DRIVER.base + 0x9F00, 0),
     )
+
+
+def test_f36_the_crash_says_which_element_faulted(tmp_path: Path) -> None:
+    sim = machine(tmp_path)
+    sim.execute(Alloc("small", 8, b"s"))
+    crash = sim.execute(_two_structures_one_bad("small", 8, 0x1B5)).crash
+    assert crash is not None
+    assert crash.reason.startswith(
+        "F27/F36: Create read client structure 1 at the caller's unprobed pointer 0x"
+    )

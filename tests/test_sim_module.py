@@ -19,7 +19,10 @@ from harness.target.ops import (
     Wait,
 )
 from harness.target.sim import SimSettings, SimulatedMachine
+from harness.target.sim.config import SimConfig
+from harness.target.sim.driver_image import TEST_DRIVER
 from harness.target.sim.lkmdtel import DUMP_BUFFER_SIZE, OS_FIXED_BYTES, block_cost
+from harness.target.sim.memory import KERNEL_SPACE_START, KernelMemory, PageFault, is_kernel_address
 from harness.target.status import (
     STATUS_BUFFER_TOO_SMALL,
     STATUS_INVALID_PARAMETER,
@@ -198,3 +201,56 @@ def test_crash_reboots_and_moves_allocations(tmp_path: Path) -> None:
     after = sim.execute(Alloc("a", 16, b"a")).address
     assert after != before
     assert all(item.address != before for item in sim.module.ring.valid_items())
+
+
+def test_a_page_fault_names_the_range_nothing_covers() -> None:
+    memory = KernelMemory(boot_number=1)
+    address = memory.allocate(0x20)
+    with pytest.raises(PageFault) as fault:
+        memory.read(address + 0x18, 0x10)  # runs 8 bytes past the allocation
+    assert (fault.value.address, fault.value.size) == (address + 0x18, 0x10)
+    assert str(fault.value) == f"no allocation covers 0x{address + 0x18:016X}+0x10"
+    assert is_kernel_address(KERNEL_SPACE_START) and not is_kernel_address(KERNEL_SPACE_START - 1)
+
+
+def test_an_image_holds_the_addresses_from_its_base_to_one_before_its_end() -> None:
+    base, end = TEST_DRIVER.base, TEST_DRIVER.base + TEST_DRIVER.size
+    assert [TEST_DRIVER.contains(a) for a in (base - 1, base, end - 1, end)] == [False, True, True, False]
+
+
+def test_a_sim_target_config_becomes_these_settings() -> None:
+    """`kind: sim` documents (harness/target/sim/config.py): every field reaches SimSettings and the
+    module config, and --sim-profile overrides the file's profile."""
+    config = SimConfig(
+        kind="sim",
+        profile="contract",
+        verifier=False,
+        wer_allows_dumps=False,
+        report_type="MyDriver",
+        include_dmf_data_in_bugcheck_dump=True,
+        seed=7,
+    )
+    settings = config.settings()
+    assert (settings.profile, settings.verifier, settings.wer_allows_dumps, settings.seed) == (
+        "contract",
+        False,
+        False,
+        7,
+    )
+    assert (settings.module.report_type, settings.module.include_dmf_data_in_bugcheck_dump) == (
+        "MyDriver",
+        True,
+    )
+    assert settings.module.secondary_data_guid == SimSettings().module.secondary_data_guid  # the rest stays
+    assert config.settings("dmf-bfac434").profile == "dmf-bfac434"
+    defaults = SimConfig(kind="sim").settings()
+    assert (defaults.profile, defaults.verifier, defaults.wer_allows_dumps, defaults.seed) == (
+        "dmf-bfac434",
+        True,
+        True,
+        1,
+    )
+    assert (defaults.module.report_type, defaults.module.include_dmf_data_in_bugcheck_dump) == (
+        "LkdhTestDriver",
+        False,
+    )
