@@ -40,6 +40,7 @@ from harness.target.status import (
     STATUS_ACCESS_VIOLATION,
     STATUS_BUFFER_TOO_SMALL,
     STATUS_INVALID_PARAMETER,
+    STATUS_NOT_FOUND,
     STATUS_OBJECT_NAME_NOT_FOUND,
     STATUS_SUCCESS,
     STATUS_UNSUCCESSFUL,
@@ -400,3 +401,21 @@ def test_f27_a_kernel_secondary_data_pointer(tmp_path: Path, profile: str) -> No
     with only_live_dump(sim) as dump:
         (blob,) = dump.blobs_with_guid(sim.driver_info().secondary_data_guid)
         assert dump.blob_bytes(blob) == b"secret!!" * 2
+
+
+@pytest.mark.parametrize("profile", ["dmf-bfac434", "contract"])
+def test_f27_an_ioctl_naming_a_kernel_buffer_as_secondary_data(tmp_path: Path, profile: str) -> None:
+    """The same through a scenario's `secondary_data: {buffer: name}` on an `ioctl_create`: the sim
+    packs the named kernel buffer's address into the input; an unknown name is NOT_FOUND."""
+    sim = machine(tmp_path, profile)
+    sim.execute(Alloc("kernel_buffer", 8, b"kern"))
+    result = sim.execute(IoctlCreate(1, exclude_dmf_data=1, secondary_data=SecondaryData("kernel_buffer", 8)))
+    if profile == "contract":
+        assert result.status == STATUS_ACCESS_VIOLATION
+    else:
+        assert result.status == STATUS_SUCCESS
+        with only_live_dump(sim) as dump:
+            (blob,) = dump.blobs_with_guid(sim.driver_info().secondary_data_guid)
+            assert dump.blob_bytes(blob) == b"kernkern"
+    unknown = sim.execute(IoctlCreate(2, exclude_dmf_data=1, secondary_data=SecondaryData("nowhere", 8)))
+    assert unknown.status == STATUS_NOT_FOUND

@@ -422,3 +422,23 @@ def test_f36_the_crash_says_which_element_faulted(tmp_path: Path) -> None:
     assert crash.reason.startswith(
         "F27/F36: Create read client structure 1 at the caller's unprobed pointer 0x"
     )
+
+
+def test_f36_the_reason_names_the_faulting_elements_address(tmp_path: Path) -> None:
+    """F36: element n is read at ArrayOfClientStructures + n * 12; the crash's reason names that
+    pointer (element 1, just past a one-element array the caller laid out in its own memory)."""
+    sim = machine(tmp_path)
+    small = sim.execute(Alloc("small", 8, b"s")).address
+    array = sim.execute(Alloc("array", 12, struct.pack("<QI", small, 8), pool="UserMode")).address
+    crash = sim.execute(
+        IoctlCreate(
+            0x1B5,
+            exclude_dmf_data=1,
+            client_structure_count_override=2,
+            client_structure_array_override=array,
+        )
+    ).crash
+    assert crash is not None and crash.bugcheck_code == 0x3B
+    assert crash.reason == (
+        f"F27/F36: Create read client structure 1 at the caller's unprobed pointer 0x{array + 12:016X}"
+    )
