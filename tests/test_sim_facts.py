@@ -419,3 +419,4 @@ def test_f27_an_ioctl_naming_a_kernel_buffer_as_secondary_data(tmp_path: Path, p
             assert dump.blob_bytes(blob) == b"kernkern"
     unknown = sim.execute(IoctlCreate(2, exclude_dmf_data=1, secondary_data=SecondaryData("nowhere", 8)))
     assert unknown.status == STATUS_NOT_FOUND
+    assert unknown.detail == "the driver has no buffer named 'nowhere' on this boot"
