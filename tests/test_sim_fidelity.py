@@ -442,3 +442,11 @@ def test_f36_the_reason_names_the_faulting_elements_address(tmp_path: Path) -> N
     assert crash.reason == (
         f"F27/F36: Create read client structure 1 at the caller's unprobed pointer 0x{array + 12:016X}"
     )
+
+
+def test_f42_rs3_itself_has_the_ioctl(tmp_path: Path) -> None:
+    """F42: the IOCTL code is compiled for NTDDI targets from RS3 (16299) on, RS3 included."""
+    at_rs3 = machine(tmp_path / "rs3", module=ModuleConfig(target_build=16299))
+    assert at_rs3.execute(IoctlCreate(1, device="control-interface")).status == STATUS_SUCCESS
+    before = machine(tmp_path / "rs2", module=ModuleConfig(target_build=16298))
+    assert before.execute(IoctlCreate(1, device="control-interface")).status == STATUS_NOT_SUPPORTED
