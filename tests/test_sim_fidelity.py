@@ -450,3 +450,17 @@ def test_f42_rs3_itself_has_the_ioctl(tmp_path: Path) -> None:
     assert at_rs3.execute(IoctlCreate(1, device="control-interface")).status == STATUS_SUCCESS
     before = machine(tmp_path / "rs2", module=ModuleConfig(target_build=16298))
     assert before.execute(IoctlCreate(1, device="control-interface")).status == STATUS_NOT_SUPPORTED
+
+
+def test_f43_the_checked_assert_is_a_breakpoint_exception_that_names_the_assertion(tmp_path: Path) -> None:
+    """F43: DmfAssert in a checked DMF is a breakpoint: SYSTEM_SERVICE_EXCEPTION with
+    STATUS_BREAKPOINT at the IOCTL's routine, and the reason quotes the failed assertion."""
+    raw = struct.pack(INPUT_FORMAT, 0x1B2, 5, 1, 0, 0, 0, 0) + b"\xff" * 4
+    crash = machine(tmp_path, checked_dmf=True).execute(IoctlCreate(raw=raw)).crash
+    assert crash is not None
+    instruction = TEST_DRIVER.routine("LiveKernelDump_LiveKernelMemoryDumpCreate", paged=True) + 0x9A
+    assert (crash.bugcheck_code, crash.parameters) == (
+        0x3B,
+        (0x80000003, instruction, TEST_DRIVER.base + 0x9F00, 0),
+    )
+    assert crash.reason == "F43: DmfAssert(InputBufferSize == 37) failed"
