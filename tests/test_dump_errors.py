@@ -278,3 +278,18 @@ def test_signature_refusals_word_for_word(
         with pytest.raises(DumpFormatError) as info:
             opener(path)
         assert (info.value.field, info.value.offset, info.value.reason) == (field, offset, reason)
+
+
+def test_address_not_in_dump_survives_pickling() -> None:
+    import pickle
+
+    error = AddressNotInDump(0x1000, 8, [(0x800, 0x10)])
+    again = pickle.loads(pickle.dumps(error))
+    assert (again.address, again.size, again.nearest) == (0x1000, 8, [(0x800, 0x10)])
+    assert str(again) == str(error)
+
+
+def test_an_open_dump_says_what_it_is(tmp_path: Path) -> None:
+    path = simulated_dump(tmp_path)
+    with KernelDump(path) as dump:
+        assert repr(dump) == f"KernelDump({str(path)!r}, triage, 6 blocks)"

@@ -450,3 +450,14 @@ def test_run_index_lookups_stop_at_each_runs_end() -> None:
     expected = [-1, 0x2000, 0x5000, -1, -1, 0x6000, 0x7000, -1, -1]
     assert index.file_offsets(np.array(pfns, dtype=np.uint64)).tolist() == expected
     assert [index.file_offset(p) for p in pfns] == [None if e < 0 else e for e in expected]
+
+
+def test_a_memory_dump_says_how_many_pages_it_holds(generated: Generated) -> None:
+    with open_dump(generated.path) as dump:
+        pages = dump.pages
+        assert repr(dump) == (
+            f"MemoryDump({str(generated.path)!r}, {dump.header.dump_type_name}, "
+            f"{pages.present_pages:#x} of {pages.described_pages:#x} pages)"
+        )
+    present = sum(count for _, count in PRESENT)
+    assert f"{present:#x} of" in repr(dump)
