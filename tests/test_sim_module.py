@@ -12,6 +12,7 @@ from harness.target.ops import (
     Alloc,
     ClientStructure,
     Create,
+    QueryDmfDataSize,
     Remove,
     SecondaryData,
     Store,
@@ -254,3 +255,40 @@ def test_a_sim_target_config_becomes_these_settings() -> None:
         "LkdhTestDriver",
         False,
     )
+
+
+def test_driver_info_facts_name_profile_verifier_and_boot(tmp_path: Path) -> None:
+    """What the run record shows about the simulated machine (its `target_facts`)."""
+    sim = machine(tmp_path)
+    assert sim.driver_info().facts == {"profile": "dmf-bfac434", "verifier": "on", "boot": "1"}
+    quiet = machine(tmp_path / "quiet", "contract", verifier=False)
+    assert quiet.driver_info().facts == {"profile": "contract", "verifier": "off", "boot": "1"}
+
+
+def test_f33_remove_of_a_stored_buffer_on_bfac434_is_the_null_context_write(tmp_path: Path) -> None:
+    """F33: DRIVER_IRQL_NOT_LESS_OR_EQUAL (0xD1): P1 = 0x10 (NULL + DmfDataSize's offset), P2 =
+    DISPATCH_LEVEL, P3 = 1 (a write), P4 = the instruction in LiveKernelDump_InvalidateDataBuffer."""
+    sim = machine(tmp_path)
+    sim.execute(Alloc("a", 16, b"a"))
+    sim.execute(Store("a", 16))
+    crash = sim.execute(Remove("a", 16)).crash
+    assert crash is not None
+    instruction = TEST_DRIVER.routine("LiveKernelDump_InvalidateDataBuffer")
+    assert (crash.bugcheck_code, crash.parameters) == (0xD1, (0x10, 2, 1, instruction))
+    assert crash.reason == (
+        "F33: DataBufferSourceRemove's match callback wrote DmfDataSize through a NULL context "
+        "(NULL+0x10) at DISPATCH_LEVEL under the RingBuffer's spin lock"
+    )
+
+
+def test_f12_remove_on_the_contract_gives_the_bytes_back_to_dmf_data_size(tmp_path: Path) -> None:
+    """F11/F12: each Store adds size + 8 to DmfDataSize and each matching Remove takes it back."""
+    sim = machine(tmp_path, "contract")
+    sim.execute(Alloc("a", 16, b"a"))
+    sim.execute(Alloc("b", 24, b"b"))
+    before = sim.execute(QueryDmfDataSize()).value
+    sim.execute(Store("a", 16))
+    sim.execute(Store("b", 24))
+    assert sim.execute(QueryDmfDataSize()).value == before + 16 + 8 + 24 + 8
+    sim.execute(Remove("a", 16))
+    assert sim.execute(QueryDmfDataSize()).value == before + 24 + 8
