@@ -12,7 +12,9 @@ from harness.target.ops import (
     Alloc,
     ClientStructure,
     Create,
+    IoctlCreate,
     QueryDmfDataSize,
+    Reboot,
     Remove,
     SecondaryData,
     Store,
@@ -22,6 +24,7 @@ from harness.target.ops import (
 from harness.target.sim import SimSettings, SimulatedMachine
 from harness.target.sim.config import SimConfig
 from harness.target.sim.driver_image import TEST_DRIVER
+from harness.target.sim.livekerneldump import ModuleConfig
 from harness.target.sim.lkmdtel import DUMP_BUFFER_SIZE, OS_FIXED_BYTES, block_cost
 from harness.target.sim.memory import KERNEL_SPACE_START, KernelMemory, PageFault, is_kernel_address
 from harness.target.status import (
@@ -292,3 +295,50 @@ def test_f12_remove_on_the_contract_gives_the_bytes_back_to_dmf_data_size(tmp_pa
     assert sim.execute(QueryDmfDataSize()).value == before + 16 + 8 + 24 + 8
     sim.execute(Remove("a", 16))
     assert sim.execute(QueryDmfDataSize()).value == before + 24 + 8
+
+
+def test_crash_dumps_are_numbered_like_windows_and_stop_at_the_faulting_instruction(tmp_path: Path) -> None:
+    """A bugcheck writes Windows\\Minidump\\MMDDYY-NNNNN-01.dmp (not a live dump), numbered from 1 per
+    machine, the thread stopped where the bugcheck says: P4 for 0xD1 (F33), P2 for 0x3B (F36)."""
+    sim = machine(tmp_path)
+    sim.execute(Alloc("a", 16, b"a"))
+    sim.execute(Store("a", 16))
+    first = sim.execute(Remove("a", 16)).crash
+    assert first is not None and sim.crashes == [first]
+    assert first.dump_path == sim.disk / "Windows" / "Minidump" / "010126-00001-01.dmp"
+    with KernelDump(first.dump_path) as dump:
+        assert not dump.header.is_live_dump
+        assert (dump.header.bugcheck_code, dump.header.bugcheck_parameters) == (0xD1, first.parameters)
+        assert dump.debugger is not None and dump.debugger.registers["Rip"] == first.parameters[3]
+    sim.execute(Alloc("small", 8, b"s"))
+    second = sim.execute(
+        IoctlCreate(1, exclude_dmf_data=1, client_structures=(ClientStructure("small", 8),),
+                    client_structure_count_override=2)
+    ).crash  # fmt: skip
+    assert second is not None and second.bugcheck_code == 0x3B
+    assert second.dump_path == sim.disk / "Windows" / "Minidump" / "010126-00002-01.dmp"
+    with KernelDump(second.dump_path) as dump:
+        assert dump.debugger is not None and dump.debugger.registers["Rip"] == second.parameters[1]
+
+
+def test_the_one_report_a_minute_rule_outlives_a_reboot(tmp_path: Path) -> None:
+    """F06 is the OS service's rule on the machine's clock: a reboot takes 45 virtual seconds and
+    does not reset it, so a report 45 s after the last one still collides; 15 s more and it goes."""
+    sim = machine(tmp_path)
+    assert sim.execute(Create(1)).status == STATUS_SUCCESS
+    sim.execute(Reboot())
+    assert sim.execute(Create(2)).status == STATUS_OBJECT_NAME_COLLISION
+    sim.execute(Wait(15))
+    assert sim.execute(Create(3)).status == STATUS_SUCCESS
+    assert sim.driver_info().facts["boot"] == "2"
+
+
+def test_no_interface_is_reported_with_its_reasons(tmp_path: Path) -> None:
+    pre_rs3 = machine(tmp_path, module=ModuleConfig(target_build=16298))
+    result = pre_rs3.execute(IoctlCreate(1))
+    assert result.detail == (
+        "the module registered no device interface (GuidDeviceInterface is all zeros, F23, "
+        "or a pre-RS3 build, F42)"
+    )
+    at_rs3 = machine(tmp_path / "rs3", module=ModuleConfig(target_build=16299))
+    assert at_rs3.execute(IoctlCreate(1)).status == STATUS_SUCCESS
