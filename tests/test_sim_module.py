@@ -24,9 +24,10 @@ from harness.target.ops import (
 from harness.target.sim import SimSettings, SimulatedMachine
 from harness.target.sim.config import SimConfig
 from harness.target.sim.driver_image import TEST_DRIVER
-from harness.target.sim.livekerneldump import ModuleConfig
-from harness.target.sim.lkmdtel import DUMP_BUFFER_SIZE, OS_FIXED_BYTES, block_cost
+from harness.target.sim.livekerneldump import Bugcheck, ModuleConfig
+from harness.target.sim.lkmdtel import DUMP_BUFFER_SIZE, OS_FIXED_BYTES, LiveDumpService, block_cost
 from harness.target.sim.memory import KERNEL_SPACE_START, KernelMemory, PageFault, is_kernel_address
+from harness.target.sim.verifier import VerifierViolation
 from harness.target.status import (
     STATUS_BUFFER_TOO_SMALL,
     STATUS_INVALID_PARAMETER,
@@ -342,3 +343,49 @@ def test_no_interface_is_reported_with_its_reasons(tmp_path: Path) -> None:
     )
     at_rs3 = machine(tmp_path / "rs3", module=ModuleConfig(target_build=16299))
     assert at_rs3.execute(IoctlCreate(1)).status == STATUS_SUCCESS
+
+
+def test_block_cost_is_a_descriptor_and_the_size_rounded_up_to_8() -> None:
+    """F08: 16 bytes of descriptor plus the data rounded up to a multiple of 8."""
+    assert [block_cost(size) for size in (1, 7, 8, 9, 16, 17)] == [24, 24, 24, 32, 32, 40]
+
+
+def test_the_dump_buffer_takes_blocks_until_exactly_full(tmp_path: Path) -> None:
+    """F08: blocks are charged to the 256 KiB buffer one after another; one that fits exactly is taken,
+    one byte more is BUFFER_TOO_SMALL."""
+    memory = KernelMemory(boot_number=1)
+    room = DUMP_BUFFER_SIZE - OS_FIXED_BYTES
+    first = memory.allocate(0x100)
+    rest = memory.allocate(room - block_cost(0x100) - 16)
+    service = LiveDumpService(tmp_path, memory, clock=lambda: 0.0)
+    report = service.create_report("LkdhTestDri", 0x1A2, 0, 0, 0, 0)
+    assert report is not None
+    assert service.insert_triage_data_block(report, first, 0x100) == STATUS_SUCCESS
+    assert report.used == OS_FIXED_BYTES + block_cost(0x100)
+    assert (
+        service.insert_triage_data_block(report, rest, room - block_cost(0x100) - 16 + 8)
+        == STATUS_BUFFER_TOO_SMALL
+    )
+    assert service.insert_triage_data_block(report, rest, room - block_cost(0x100) - 16) == STATUS_SUCCESS
+    assert report.used == DUMP_BUFFER_SIZE
+
+
+def test_a_bugcheck_reads_like_the_blue_screen_line() -> None:
+    stop = Bugcheck(0xD1, (0x10, 2, 1, 0xFF), "why")
+    assert str(stop) == "bugcheck 0xD1 (0x10, 0x2, 0x1, 0xFF): why"
+    violation = VerifierViolation(0xC4, (0x10D, 1, 2, 3), "because", ((0x1000, b"ab"),))
+    again = Bugcheck.from_violation(violation)
+    assert (again.code, again.parameters, again.reason, again.evidence) == (
+        0xC4,
+        (0x10D, 1, 2, 3),
+        "because",
+        ((0x1000, b"ab"),),
+    )
+
+
+def test_unknown_buffer_names_are_named_in_the_answer(tmp_path: Path) -> None:
+    sim = machine(tmp_path)
+    secondary = sim.execute(Create(1, secondary_data=SecondaryData("nowhere", 8)))
+    structure = sim.execute(IoctlCreate(1, client_structures=(ClientStructure("elsewhere", 8),)))
+    assert secondary.detail == "the driver has no buffer named 'nowhere' on this boot"
+    assert structure.detail == "the driver has no buffer named 'elsewhere' on this boot"
