@@ -461,3 +461,14 @@ def test_a_memory_dump_says_how_many_pages_it_holds(generated: Generated) -> Non
         )
     present = sum(count for _, count in PRESENT)
     assert f"{present:#x} of" in repr(dump)
+
+
+def test_bitmap_ranges_are_counted_in_every_slice_after_the_listed_ones(tmp_path: Path) -> None:
+    """6 GiB described: three slices of 8,192 words. Listing one range must not stop the count:
+    the ranges of the second and third slices are still counted."""
+    present = [(0, 0x400), (0x90000, 1), (0x110000, 3)]  # the first range holds the page tables
+    plan = Plan(described_pages=0x18_0000, present=present, small_pages=4, fill_all=False)
+    g = generate(tmp_path / "wider.dmp", plan)
+    with open_dump(g.path) as dump:
+        listed, total = dump.page_ranges(1)
+    assert ([(r.first_pfn, r.count) for r in listed], total) == ([(0, 0x400)], 3)
