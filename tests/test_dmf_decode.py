@@ -7,15 +7,16 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import shared_dir
 
 from harness.cli import main
 from harness.dump import KernelDump
 from harness.dump import dmf_layout as D
-from harness.dump.dmf import decode_dmf, describe_dmf
+from harness.dump.dmf import DmfData, DmfModule, decode_dmf, describe_dmf
 from harness.target.ops import Alloc, Create, Store, Wait
 from harness.target.sim import SimSettings, SimulatedMachine
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "dumps" / "triage_x64.dmp"
+FIXTURE = shared_dir() / "fixtures" / "dumps" / "triage_x64.dmp"
 
 
 def test_layouts_are_the_x64_ones() -> None:
@@ -100,3 +101,54 @@ def test_cli_inspect_dmf_text_and_json(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["inspect", "--dmf", "--json", str(path)]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["absent"] is None and len(data["modules"]) == 8
+
+
+def test_describe_dmf_line_by_line() -> None:
+    """Every column of the table in each of its forms: a top-level module and a child, a module
+    whose name is not in the dump, a config block absent, no context, a context whose block is
+    not in the dump; and a handle array that was not captured."""
+    modules = [
+        DmfModule(
+            0xFFFF_9A00_0000_1000,
+            True,
+            "LiveKernelDump",
+            "Opened",
+            0xFFFF_9A00_0000_2000,
+            0x18,
+            True,
+            0xFFFF_9A00_0000_3000,
+            0x40,
+        ),
+        DmfModule(
+            0xFFFF_9A00_0000_4000,
+            False,
+            "IoctlHandler",
+            "Created",
+            0xFFFF_9A00_0000_5000,
+            0xC,
+            False,
+            0,
+            None,
+        ),
+        DmfModule(0xFFFF_9A00_0000_6000, True, None, "not in dump", 0, 0, False, 0xFFFF_9A00_0000_7000, None),
+    ]
+    data = DmfData(
+        collection_handle=0x65FF_FFFF_EFF8,
+        collection_address=0xFFFF_9A00_0000_0800,
+        module_count=2,
+        handles_in_dump=False,
+        modules=modules,
+    )
+    assert describe_dmf(data).split("\n") == [
+        "DMF data: DMF_MODULE_COLLECTION at 0xffff9a0000000800 (P2 = WDFMEMORY 0x65ffffffeff8)",
+        "  top-level modules: 2 (handle array not in the dump)",
+        "  module                       object             state    config                     context",
+        "  LiveKernelDump               0xffff9a0000001000 Opened   0xffff9a0000002000+0x18    "
+        "0xffff9a0000003000+0x40",
+        "  IoctlHandler  (child)        0xffff9a0000004000 Created  0xffff9a0000005000+0xc absent none",
+        "  ?                            0xffff9a0000006000 not in dump 0x0+0x0 absent             "
+        "0xffff9a0000007000 absent",
+    ]
+    captured = describe_dmf(DmfData(collection_address=0x10, collection_handle=0x20, handles_in_dump=True))
+    assert captured.split("\n")[1] == "  top-level modules: 0"
+    assert describe_dmf(DmfData(absent="P2 is 0")) == "DMF data: none (P2 is 0)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 import uuid
 from pathlib import Path
 
@@ -102,3 +103,99 @@ def test_bugcheck_names_are_the_full_reference() -> None:
     assert bugcheck_name(0x1) == "APC_INDEX_MISMATCH" and bugcheck_name(0x50) == "PAGE_FAULT_IN_NONPAGED_AREA"
     assert bugcheck_name(0xDF) == "IMPERSONATING_WORKER_THREAD"
     assert bugcheck_name(0xDEADDEAD) == "MANUALLY_INITIATED_CRASH1"
+
+
+TOP_KEYS = [
+    "blob_chain_end",
+    "data_blocks",
+    "debugger",
+    "drivers",
+    "file",
+    "file_size",
+    "header",
+    "kind",
+    "memory",
+    "secondary_data",
+    "triage",
+]
+
+
+@pytest.mark.needs_shared
+def test_user_mode_summary_has_every_kernel_key_empty(fixture_dumps: Path) -> None:
+    """One schema for both kinds: a JSON consumer reads ``data_blocks`` of a user-mode dump as an
+    empty list and ``header`` / ``memory`` as null, never a missing key or an empty string."""
+    path = fixture_dumps / "calc.dmp"
+    with open_dump(path) as dump:
+        data = summary(dump)
+    assert list(data) == sorted([*TOP_KEYS, "minidump"])
+    assert {k: v for k, v in data.items() if k != "minidump"} == {
+        "blob_chain_end": None,
+        "data_blocks": [],
+        "debugger": None,
+        "drivers": [],
+        "file": "calc.dmp",
+        "file_size": path.stat().st_size,
+        "header": None,
+        "kind": "user",
+        "memory": None,
+        "secondary_data": [],
+        "triage": None,
+    }
+    assert list(data["minidump"]) == ["architecture", "exception_code", "modules", "threads"]
+    assert (data["minidump"]["threads"], data["minidump"]["exception_code"]) == (5, 0x80000003)
+
+
+@pytest.mark.needs_shared
+def test_the_minidump_package_object_names_its_file(fixture_dumps: Path) -> None:
+    """``dump.minidump`` is handed to callers who need more than the summary: it says which file."""
+    path = fixture_dumps / "calc.dmp"
+    with open_dump(path) as dump:
+        assert dump.minidump.filename == str(path)
+
+
+def test_kernel_summary_keys_and_header_names(sim_dump: Path) -> None:
+    with open_dump(sim_dump) as dump:
+        data = summary(dump)
+        debugger_present = dump.debugger is not None
+    assert list(data) == TOP_KEYS
+    assert data["file_size"] == sim_dump.stat().st_size
+    assert data["blob_chain_end"] == sim_dump.stat().st_size  # the chain runs to end of file
+    assert data["memory"] is None  # a triage dump holds no pages
+    assert (data["debugger"] is not None) == debugger_present
+    header = data["header"]
+    assert (header["dump_type_name"], header["machine"], header["is_live_dump"]) == ("triage", "x64", True)
+    assert list(header) == sorted(header)
+    assert data["drivers"] and all(list(d) == ["base", "name", "size"] for d in data["drivers"])
+    assert all(isinstance(d["base"], int) and d["size"] > 0 for d in data["drivers"])
+
+
+@pytest.mark.needs_shared
+def test_describe_user_mode_rows_exactly(fixture_dumps: Path) -> None:
+    with open_dump(fixture_dumps / "calc.dmp") as dump:
+        lines = describe(dump, max_rows=2).splitlines()
+        all_rows = describe(dump, max_rows=28).splitlines()
+        one_left = describe(dump, max_rows=27).splitlines()
+    assert lines == [
+        "calc.dmp: user-mode dump, 0x8f74 bytes (MDMP)",
+        "  architecture           AMD64",
+        "  threads                5",
+        "  exception code         0x80000003",
+        "Modules: 28",
+        "  C:\\Windows\\System32\\calc.exe",
+        "  C:\\Windows\\System32\\ntdll.dll",
+        "  ... 26 more",
+    ]
+    assert len(all_rows) == 5 + 28 and not all_rows[-1].startswith("  ...")  # exactly max_rows: no tail
+    assert one_left[-1] == "  ... 1 more"
+
+
+def test_describe_a_minidump_without_exception_or_modules(tmp_path: Path) -> None:
+    path = tmp_path / "bare.dmp"
+    path.write_bytes(struct.pack("<4sHHIIIIQ", b"MDMP", 0xA793, 0, 0, 32, 0, 0, 0))  # no streams
+    with open_dump(path) as dump:
+        assert describe(dump).splitlines()[1:] == [
+            "  architecture           None",
+            "  threads                0",
+            "  exception code         none",
+            "Modules: 0",
+        ]

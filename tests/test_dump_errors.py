@@ -16,7 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from harness.dump import DumpFormatError, KernelDump, TriageDumpSpec, open_dump, write_triage_dump
+from harness.dump import (
+    AddressNotInDump,
+    DumpFormatError,
+    KernelDump,
+    TriageDumpSpec,
+    UserModeMinidump,
+    open_dump,
+    write_triage_dump,
+)
 
 
 def u32(raw: bytearray, offset: int) -> int:
@@ -91,6 +99,28 @@ def blob_past_eof(raw: bytearray):
     return bytes(raw), "DUMP_BLOB_HEADER.DataSize", first_blob + 0x14, "runs past end of file"
 
 
+def blob_header_past_eof(raw: bytearray):
+    first_blob = u32(raw, 0x2004) + 0x10
+    put32(raw, first_blob, len(raw))  # HeaderSize: the header alone would end past the file
+    return (
+        bytes(raw),
+        "DUMP_BLOB_HEADER.HeaderSize",
+        first_blob,
+        f"[0x{first_blob:x}+0x{len(raw):x}] runs past end of file",
+    )
+
+
+def blob_padding_past_eof(raw: bytearray):
+    first_blob = u32(raw, 0x2004) + 0x10
+    put32(raw, first_blob + 0x1C, len(raw))  # PostPad
+    return (
+        bytes(raw),
+        "DUMP_BLOB_HEADER.PostPad",
+        first_blob + 0x1C,
+        f"past end of file (size 0x{len(raw):x})",
+    )
+
+
 def empty_file(raw: bytearray):
     return b"", "DUMP_HEADER64.Signature", 0, "file is empty"
 
@@ -113,6 +143,8 @@ CORRUPTIONS: list[Callable] = [
     block_past_size_of_dump,
     driver_list_too_long,
     blob_past_eof,
+    blob_header_past_eof,
+    blob_padding_past_eof,
     empty_file,
     random_bytes,
 ]
@@ -195,3 +227,69 @@ def test_errors_survive_pickling() -> None:
         "too big",
     )
     assert str(again) == "a.dmp: TRIAGE_DUMP64.SizeOfDump (file offset 0x2004): too big"
+
+
+def test_error_text_without_an_offset_and_in_args() -> None:
+    """A problem of the file as a whole has no offset and says so by omission; the message is also
+    the exception's ``args`` (what ``repr`` and logging show)."""
+    error = DumpFormatError(Path("/x/a.dmp"), "MINIDUMP", None, "the minidump package could not parse it")
+    assert str(error) == "a.dmp: MINIDUMP: the minidump package could not parse it"
+    assert error.args == (str(error),)
+    assert repr(error) == f"DumpFormatError({str(error)!r})"
+
+
+def test_an_empty_user_mode_minidump_is_refused_by_its_size(tmp_path: Path) -> None:
+    """UserModeMinidump opened directly on an empty file (open_dump sends it nowhere: no "MDMP")."""
+    path = tmp_path / "empty.dmp"
+    path.write_bytes(b"")
+    with pytest.raises(DumpFormatError) as info:
+        UserModeMinidump(path)
+    assert (info.value.path, info.value.field, info.value.offset) == (path, "MINIDUMP_HEADER", 0)
+    assert info.value.reason == "file is 0x0 bytes, shorter than the 0x20-byte MINIDUMP_HEADER"
+
+
+def test_a_read_in_a_dump_without_blocks_says_there_are_none() -> None:
+    error = AddressNotInDump(0xFFFF_C000_0000_1000, 0x10, [])
+    assert str(error) == (
+        "[0xffffc00000001000, 0xffffc00000001010) (0x10 bytes) is not inside any data block; "
+        "nearest blocks: none (no data blocks)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "field", "offset", "reason"),
+    [
+        (b"", "DUMP_HEADER64.Signature", 0, "file is empty (0 bytes)"),
+        (
+            b"PAGEDUMP" + bytes(0x2000),
+            "DUMP_HEADER64.ValidDump",
+            4,
+            "32-bit kernel dumps ('PAGEDUMP', DUMP_HEADER32) are not supported yet",
+        ),
+    ],
+    ids=["empty", "32-bit"],
+)
+def test_signature_refusals_word_for_word(
+    tmp_path: Path, content: bytes, field: str, offset: int, reason: str
+) -> None:
+    path = tmp_path / "x.dmp"
+    path.write_bytes(content)
+    for opener in (KernelDump, open_dump):
+        with pytest.raises(DumpFormatError) as info:
+            opener(path)
+        assert (info.value.field, info.value.offset, info.value.reason) == (field, offset, reason)
+
+
+def test_address_not_in_dump_survives_pickling() -> None:
+    import pickle
+
+    error = AddressNotInDump(0x1000, 8, [(0x800, 0x10)])
+    again = pickle.loads(pickle.dumps(error))
+    assert (again.address, again.size, again.nearest) == (0x1000, 8, [(0x800, 0x10)])
+    assert str(again) == str(error)
+
+
+def test_an_open_dump_says_what_it_is(tmp_path: Path) -> None:
+    path = simulated_dump(tmp_path)
+    with KernelDump(path) as dump:
+        assert repr(dump) == f"KernelDump({str(path)!r}, triage, 6 blocks)"

@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import shared_dir
 
 from harness.dump import DumpFormatError, KernelDump
 from harness.dump import layout as L
@@ -23,7 +24,7 @@ from harness.target.ops import Alloc, Create, Store
 from harness.target.sim import SimSettings, SimulatedMachine
 from harness.target.sim.driver_image import TEST_DRIVER
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "dumps"
+SHARED = shared_dir() / "fixtures" / "dumps"
 X64 = SHARED / "triage_x64.dmp"
 SECTION_ORDER = (
     "mm_offset",

@@ -27,7 +27,9 @@ from harness.dump import (
     open_dump,
     summary,
 )
+from harness.dump.memory import _gib, memory_lines
 from harness.dump.pagewalk import FAULT_NAMES, STEP_KIND, STEP_LARGE_FILE, STEP_LARGE_PHYSICAL, STEP_TABLE
+from harness.dump.physical import RunIndex
 
 # Holes everywhere: between ranges, inside 2 MiB chunks, ranges not 8- or 64-aligned, and 1 GiB
 # pages that are nearly all absent. Five ranges, so the same plan is a valid full dump (<= 42 runs).
@@ -244,6 +246,21 @@ def test_describe_summary_and_inspect(generated: Generated, capsys: pytest.Captu
     assert memory["present_pages"] == present and memory["range_count"] == 5
     assert [(r["first_pfn"], r["pages"]) for r in memory["ranges"]] == PRESENT
     assert memory["index"] == ("runs" if generated.plan.dump_type == 1 else "bitmap")
+    assert list(memory) == [  # sorted, as summary() sorts every mapping
+        "bitmap_signature",
+        "data_end",
+        "described_pages",
+        "first_page_offset",
+        "index",
+        "present_pages",
+        "range_count",
+        "ranges",
+    ]
+    signature = {5: "FDMP", 6: "SDMP", 1: None}[generated.plan.dump_type]
+    assert (memory["bitmap_signature"], memory["first_page_offset"]) == (signature, generated.first_page)
+    assert memory["data_end"] == generated.first_page + present * 0x1000
+    first = memory["ranges"][0]
+    assert first == {"first_pfn": 0, "pages": 0x400, "file_offset": generated.first_page}
     assert main(["inspect", str(generated.path), "--json"]) == 0
     described = 0x1DFF if generated.plan.dump_type == 1 else DESCRIBED  # runs end at the last one
     assert json.loads(capsys.readouterr().out)["memory"]["described_pages"] == described
@@ -351,3 +368,122 @@ def test_memory_is_bounded_by_the_index_not_the_file(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert values.shape == (len(addresses),)
     assert peak < 8 << 20, f"peak {peak / (1 << 20):.1f} MiB"
+
+
+DESCRIBE_PRESENT = [(0, 0x100), (0x180, 0x41), (0x1000, 0x200), (0x1300, 3), (0x1E00, 0x1FF)]
+
+
+@pytest.mark.parametrize("dump_type", [5, 1], ids=["bitmap", "runs"])
+def test_memory_section_of_describe_line_by_line(tmp_path: Path, dump_type: int) -> None:
+    """The physical-memory section as an engineer reads it: the index, sizes in binary units, where
+    the pages are stored, the DTB, and the first ranges with their file offsets (FirstPage + rank *
+    0x1000 for a bitmap dump; the pages of a full dump start at 0x2000, runs after runs)."""
+    plan = Plan(
+        described_pages=0x2000, present=DESCRIBE_PRESENT, dump_type=dump_type, small_pages=4, fill_all=False
+    )
+    g = generate(tmp_path / "describe.dmp", plan)
+    first = g.first_page
+    with open_dump(g.path) as dump:
+        shown = memory_lines(dump, 3)
+        every = memory_lines(dump, 5)
+    title = {
+        5: "Physical memory (BITMAP_DUMP64 'FDMP' at 0x2000)",
+        1: "Physical memory (PhysicalMemoryBlock runs, pages from 0x2000)",
+    }[dump_type]
+    described = 0x2000 if dump_type == 5 else 0x1FFF  # a run list ends at its last run
+    assert first == (0x3000 if dump_type == 5 else 0x2000)
+    assert shown == [
+        title,
+        f"  described              {described:#x} page frames (32 MiB)",
+        "  present                0x543 pages (5.262 MiB) in 5 ranges",
+        f"  pages stored           [0x{first:x}, 0x{first + 0x543000:x})",
+        f"  page tables (DTB)      0x{g.dtb:x}",
+        "     first frame       pages     file offset",
+        f"             0x0       0x100  {first:>#14x}",
+        f"           0x180        0x41  {first + 0x100000:>#14x}",
+        f"          0x1000       0x200  {first + 0x141000:>#14x}",
+        "  ... 2 more ranges",
+    ]
+    assert len(every) == 5 + 1 + 5 and every[-1] == f"          0x1e00       0x1ff  {first + 0x344000:>#14x}"
+
+
+def test_describe_says_when_the_page_tables_are_unset(tmp_path: Path) -> None:
+    g = generate(tmp_path / "dtb.dmp", Plan(described_pages=0x2000, present=DESCRIBE_PRESENT, small_pages=4))
+    raw = bytearray(g.path.read_bytes())
+    raw[0x10:0x18] = b"PAGEPAGE"  # DirectoryTableBase still holds the PAGE fill
+    g.path.write_bytes(raw)
+    with open_dump(g.path) as dump:
+        assert "  page tables (DTB)      unset (PAGE)" in memory_lines(dump, 1)
+
+
+def test_sizes_are_shown_in_the_largest_binary_unit_that_fits() -> None:
+    assert [_gib(p) for p in (0, 1, 0xFF, 0x100, 0x101, 0x3FFFF, 0x40000, 0x1000000)] == [
+        "0 bytes",
+        "4 KiB",
+        "1020 KiB",
+        "1 MiB",
+        "1.004 MiB",
+        "1024 MiB",
+        "1 GiB",
+        "64 GiB",
+    ]
+
+
+def test_bitmap_ranges_across_words_and_slices(tmp_path: Path) -> None:
+    """4 GiB described: 16,384 bitmap words, so the index counts edges in two slices of 8,192 words.
+    A range that crosses the slice boundary (frame 0x80000) is one range, two ranges starting in the
+    same word are two, one in the last word reaches the last frame, and the total counts every
+    slice however few ranges are listed."""
+    present = [(0x10, 2), (0x14, 2), (0x7FFC0, 0x80), (0x90000, 1), (0xFFFC0, 0x40)]
+    plan = Plan(described_pages=0x10_0000, present=present, small_pages=4, fill_all=False)
+    g = generate(tmp_path / "wide.dmp", plan)
+    with open_dump(g.path) as dump:
+        listed, total = dump.page_ranges(10)
+        one, total_of_one = dump.page_ranges(1)
+    offsets, rank = [], 0
+    for _, count in present:
+        offsets.append(g.first_page + rank * 0x1000)
+        rank += count
+    assert [(r.first_pfn, r.count, r.file_offset) for r in listed] == [
+        (first, count, offset) for (first, count), offset in zip(present, offsets, strict=True)
+    ]
+    assert (total, total_of_one) == (5, 5)
+    assert [(r.first_pfn, r.count) for r in one] == [(0x10, 2)]
+
+
+def test_a_full_dump_without_runs_holds_no_frame() -> None:
+    index = RunIndex([], 0x2000)
+    offsets = index.file_offsets(np.array([0, 5, 0x1000], dtype=np.uint64))
+    assert offsets.dtype == np.int64 and offsets.tolist() == [-1, -1, -1]
+    assert (index.described_pages, index.present_pages, index.ranges(5)) == (0, 0, ([], 0))
+
+
+def test_run_index_lookups_stop_at_each_runs_end() -> None:
+    """The frame just past a run is absent (runs are half-open), in the vector and the scalar form."""
+    index = RunIndex([(0x10, 4), (0x20, 2)], 0x2000)
+    pfns = [0xF, 0x10, 0x13, 0x14, 0x1F, 0x20, 0x21, 0x22, 0x100]
+    expected = [-1, 0x2000, 0x5000, -1, -1, 0x6000, 0x7000, -1, -1]
+    assert index.file_offsets(np.array(pfns, dtype=np.uint64)).tolist() == expected
+    assert [index.file_offset(p) for p in pfns] == [None if e < 0 else e for e in expected]
+
+
+def test_a_memory_dump_says_how_many_pages_it_holds(generated: Generated) -> None:
+    with open_dump(generated.path) as dump:
+        pages = dump.pages
+        assert repr(dump) == (
+            f"MemoryDump({str(generated.path)!r}, {dump.header.dump_type_name}, "
+            f"{pages.present_pages:#x} of {pages.described_pages:#x} pages)"
+        )
+    present = sum(count for _, count in PRESENT)
+    assert f"{present:#x} of" in repr(dump)
+
+
+def test_bitmap_ranges_are_counted_in_every_slice_after_the_listed_ones(tmp_path: Path) -> None:
+    """6 GiB described: three slices of 8,192 words. Listing one range must not stop the count:
+    the ranges of the second and third slices are still counted."""
+    present = [(0, 0x400), (0x90000, 1), (0x110000, 3)]  # the first range holds the page tables
+    plan = Plan(described_pages=0x18_0000, present=present, small_pages=4, fill_all=False)
+    g = generate(tmp_path / "wider.dmp", plan)
+    with open_dump(g.path) as dump:
+        listed, total = dump.page_ranges(1)
+    assert ([(r.first_pfn, r.count) for r in listed], total) == ([(0, 0x400)], 3)

@@ -40,6 +40,7 @@ from harness.target.status import (
     STATUS_ACCESS_VIOLATION,
     STATUS_BUFFER_TOO_SMALL,
     STATUS_INVALID_PARAMETER,
+    STATUS_NOT_FOUND,
     STATUS_OBJECT_NAME_NOT_FOUND,
     STATUS_SUCCESS,
     STATUS_UNSUCCESSFUL,
@@ -380,3 +381,42 @@ def test_every_fact_is_cited_by_a_simulator_test() -> None:
             cited.add(f"F{match.group(1) or match.group(2)}")
     missing = sorted({f"F{n:02d}" for n in range(1, 46)} - cited)
     assert missing == []
+
+
+@pytest.mark.parametrize("profile", ["dmf-bfac434", "contract"])
+def test_f27_a_kernel_secondary_data_pointer(tmp_path: Path, profile: str) -> None:
+    """F27: the secondary-data pointer of the IOCTL input is a user pointer too: bfac434 hands it to
+    lkmdtel unprobed, so kernel memory it names lands in the dump's secondary data; a probing
+    handler refuses it with ACCESS_VIOLATION before any report is made."""
+    sim = machine(tmp_path, profile)
+    secret = sim.execute(Alloc("kernel_secret", 16, b"secret!!")).address
+    result = sim.execute(
+        IoctlCreate(1, exclude_dmf_data=1, secondary_size_override=16, secondary_address_override=secret)
+    )
+    if profile == "contract":
+        assert (result.status, result.crash) == (STATUS_ACCESS_VIOLATION, None)
+        assert live_dumps(sim) == []
+        return
+    assert result.status == STATUS_SUCCESS
+    with only_live_dump(sim) as dump:
+        (blob,) = dump.blobs_with_guid(sim.driver_info().secondary_data_guid)
+        assert dump.blob_bytes(blob) == b"secret!!" * 2
+
+
+@pytest.mark.parametrize("profile", ["dmf-bfac434", "contract"])
+def test_f27_an_ioctl_naming_a_kernel_buffer_as_secondary_data(tmp_path: Path, profile: str) -> None:
+    """The same through a scenario's `secondary_data: {buffer: name}` on an `ioctl_create`: the sim
+    packs the named kernel buffer's address into the input; an unknown name is NOT_FOUND."""
+    sim = machine(tmp_path, profile)
+    sim.execute(Alloc("kernel_buffer", 8, b"kern"))
+    result = sim.execute(IoctlCreate(1, exclude_dmf_data=1, secondary_data=SecondaryData("kernel_buffer", 8)))
+    if profile == "contract":
+        assert result.status == STATUS_ACCESS_VIOLATION
+    else:
+        assert result.status == STATUS_SUCCESS
+        with only_live_dump(sim) as dump:
+            (blob,) = dump.blobs_with_guid(sim.driver_info().secondary_data_guid)
+            assert dump.blob_bytes(blob) == b"kernkern"
+    unknown = sim.execute(IoctlCreate(2, exclude_dmf_data=1, secondary_data=SecondaryData("nowhere", 8)))
+    assert unknown.status == STATUS_NOT_FOUND
+    assert unknown.detail == "the driver has no buffer named 'nowhere' on this boot"

@@ -374,3 +374,93 @@ def test_f45_freed_buffer_normal_pool_stale_bytes_special_pool_unmapped(
             assert dump.read_virtual(address, 16) == (b"stale" * 4)[:16]
     else:
         assert status == STATUS_INVALID_PARAMETER
+
+
+@pytest.mark.parametrize(
+    ("routine", "call"),
+    [
+        (
+            "DMF_LiveKernelDump_StoreDmfCollectionAsBugcheckParameter",
+            lambda n: n.store_collection(5, Irql.PASSIVE_LEVEL),
+        ),
+        ("DMF_LiveKernelDump_DmfDataSizeGet", lambda n: n.dmf_data_size_get()),
+    ],
+    ids=["store-collection", "dmf-data-size-get"],
+)
+def test_f42_null_module_bugcheck_parameters_exactly(routine: str, call) -> None:
+    """F42: WDF_VIOLATION (0x10D, 4, 0, caller, 0): P3 is the return address inside the routine that
+    called DMF_CONTEXT_GET, which LKD.c places in the PAGE section (code_seg), 0x1C into it [INF];
+    the reason names the routine, so a crash report says which DMF call had no module."""
+    with pytest.raises(Bugcheck) as stop:
+        call(NullModuleHandle(TEST_DRIVER))
+    caller = TEST_DRIVER.routine(routine, paged=True) + 0x1C
+    assert (stop.value.code, stop.value.parameters) == (0x10D, (0x4, 0, caller, 0))
+    assert TEST_DRIVER.base + 0x9000 <= caller < TEST_DRIVER.base + 0x10000  # in PAGE, not .text
+    assert stop.value.reason == f"F42: {routine} passed a NULL DMFMODULE to DMF_CONTEXT_GET"
+
+
+def test_f36_the_faulting_read_is_reported_with_its_instruction(tmp_path: Path) -> None:
+    """F36: SYSTEM_SERVICE_EXCEPTION (0x3B): P1 = STATUS_ACCESS_VIOLATION, P2 = the faulting
+    instruction in LiveKernelDump_LiveKernelMemoryDumpCreate (PAGE section, +0x9A), P3 = the
+    context record, P4 = 0; the crash dump names the same."""
+    sim = machine(tmp_path)
+    sim.execute(Alloc("small", 8, b"s"))
+    crash = sim.execute(_two_structures_one_bad("small", 8, 0x1B5)).crash
+    assert crash is not None
+    instruction = TEST_DRIVER.routine("LiveKernelDump_LiveKernelMemoryDumpCreate", paged=True) + 0x9A
+    assert (crash.bugcheck_code, crash.parameters) == (
+        0x3B,
+        (0xC0000005, instruction, TEST_DRIVER.base + 0x9F00, 0),
+    )
+
+
+def test_f36_the_crash_says_which_element_faulted(tmp_path: Path) -> None:
+    sim = machine(tmp_path)
+    sim.execute(Alloc("small", 8, b"s"))
+    crash = sim.execute(_two_structures_one_bad("small", 8, 0x1B5)).crash
+    assert crash is not None
+    assert crash.reason.startswith(
+        "F27/F36: Create read client structure 1 at the caller's unprobed pointer 0x"
+    )
+
+
+def test_f36_the_reason_names_the_faulting_elements_address(tmp_path: Path) -> None:
+    """F36: element n is read at ArrayOfClientStructures + n * 12; the crash's reason names that
+    pointer (element 1, just past a one-element array the caller laid out in its own memory)."""
+    sim = machine(tmp_path)
+    small = sim.execute(Alloc("small", 8, b"s")).address
+    array = sim.execute(Alloc("array", 12, struct.pack("<QI", small, 8), pool="UserMode")).address
+    crash = sim.execute(
+        IoctlCreate(
+            0x1B5,
+            exclude_dmf_data=1,
+            client_structure_count_override=2,
+            client_structure_array_override=array,
+        )
+    ).crash
+    assert crash is not None and crash.bugcheck_code == 0x3B
+    assert crash.reason == (
+        f"F27/F36: Create read client structure 1 at the caller's unprobed pointer 0x{array + 12:016X}"
+    )
+
+
+def test_f42_rs3_itself_has_the_ioctl(tmp_path: Path) -> None:
+    """F42: the IOCTL code is compiled for NTDDI targets from RS3 (16299) on, RS3 included."""
+    at_rs3 = machine(tmp_path / "rs3", module=ModuleConfig(target_build=16299))
+    assert at_rs3.execute(IoctlCreate(1, device="control-interface")).status == STATUS_SUCCESS
+    before = machine(tmp_path / "rs2", module=ModuleConfig(target_build=16298))
+    assert before.execute(IoctlCreate(1, device="control-interface")).status == STATUS_NOT_SUPPORTED
+
+
+def test_f43_the_checked_assert_is_a_breakpoint_exception_that_names_the_assertion(tmp_path: Path) -> None:
+    """F43: DmfAssert in a checked DMF is a breakpoint: SYSTEM_SERVICE_EXCEPTION with
+    STATUS_BREAKPOINT at the IOCTL's routine, and the reason quotes the failed assertion."""
+    raw = struct.pack(INPUT_FORMAT, 0x1B2, 5, 1, 0, 0, 0, 0) + b"\xff" * 4
+    crash = machine(tmp_path, checked_dmf=True).execute(IoctlCreate(raw=raw)).crash
+    assert crash is not None
+    instruction = TEST_DRIVER.routine("LiveKernelDump_LiveKernelMemoryDumpCreate", paged=True) + 0x9A
+    assert (crash.bugcheck_code, crash.parameters) == (
+        0x3B,
+        (0x80000003, instruction, TEST_DRIVER.base + 0x9F00, 0),
+    )
+    assert crash.reason == "F43: DmfAssert(InputBufferSize == 37) failed"

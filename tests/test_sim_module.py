@@ -12,6 +12,9 @@ from harness.target.ops import (
     Alloc,
     ClientStructure,
     Create,
+    IoctlCreate,
+    QueryDmfDataSize,
+    Reboot,
     Remove,
     SecondaryData,
     Store,
@@ -19,7 +22,12 @@ from harness.target.ops import (
     Wait,
 )
 from harness.target.sim import SimSettings, SimulatedMachine
-from harness.target.sim.lkmdtel import DUMP_BUFFER_SIZE, OS_FIXED_BYTES, block_cost
+from harness.target.sim.config import SimConfig
+from harness.target.sim.driver_image import TEST_DRIVER
+from harness.target.sim.livekerneldump import Bugcheck, ModuleConfig
+from harness.target.sim.lkmdtel import DUMP_BUFFER_SIZE, OS_FIXED_BYTES, LiveDumpService, block_cost
+from harness.target.sim.memory import KERNEL_SPACE_START, KernelMemory, PageFault, is_kernel_address
+from harness.target.sim.verifier import VerifierViolation
 from harness.target.status import (
     STATUS_BUFFER_TOO_SMALL,
     STATUS_INVALID_PARAMETER,
@@ -198,3 +206,186 @@ def test_crash_reboots_and_moves_allocations(tmp_path: Path) -> None:
     after = sim.execute(Alloc("a", 16, b"a")).address
     assert after != before
     assert all(item.address != before for item in sim.module.ring.valid_items())
+
+
+def test_a_page_fault_names_the_range_nothing_covers() -> None:
+    memory = KernelMemory(boot_number=1)
+    address = memory.allocate(0x20)
+    with pytest.raises(PageFault) as fault:
+        memory.read(address + 0x18, 0x10)  # runs 8 bytes past the allocation
+    assert (fault.value.address, fault.value.size) == (address + 0x18, 0x10)
+    assert str(fault.value) == f"no allocation covers 0x{address + 0x18:016X}+0x10"
+    assert is_kernel_address(KERNEL_SPACE_START) and not is_kernel_address(KERNEL_SPACE_START - 1)
+
+
+def test_an_image_holds_the_addresses_from_its_base_to_one_before_its_end() -> None:
+    base, end = TEST_DRIVER.base, TEST_DRIVER.base + TEST_DRIVER.size
+    assert [TEST_DRIVER.contains(a) for a in (base - 1, base, end - 1, end)] == [False, True, True, False]
+
+
+def test_a_sim_target_config_becomes_these_settings() -> None:
+    """`kind: sim` documents (harness/target/sim/config.py): every field reaches SimSettings and the
+    module config, and --sim-profile overrides the file's profile."""
+    config = SimConfig(
+        kind="sim",
+        profile="contract",
+        verifier=False,
+        wer_allows_dumps=False,
+        report_type="MyDriver",
+        include_dmf_data_in_bugcheck_dump=True,
+        seed=7,
+    )
+    settings = config.settings()
+    assert (settings.profile, settings.verifier, settings.wer_allows_dumps, settings.seed) == (
+        "contract",
+        False,
+        False,
+        7,
+    )
+    assert (settings.module.report_type, settings.module.include_dmf_data_in_bugcheck_dump) == (
+        "MyDriver",
+        True,
+    )
+    assert settings.module.secondary_data_guid == SimSettings().module.secondary_data_guid  # the rest stays
+    assert config.settings("dmf-bfac434").profile == "dmf-bfac434"
+    defaults = SimConfig(kind="sim").settings()
+    assert (defaults.profile, defaults.verifier, defaults.wer_allows_dumps, defaults.seed) == (
+        "dmf-bfac434",
+        True,
+        True,
+        1,
+    )
+    assert (defaults.module.report_type, defaults.module.include_dmf_data_in_bugcheck_dump) == (
+        "LkdhTestDriver",
+        False,
+    )
+
+
+def test_driver_info_facts_name_profile_verifier_and_boot(tmp_path: Path) -> None:
+    """What the run record shows about the simulated machine (its `target_facts`)."""
+    sim = machine(tmp_path)
+    assert sim.driver_info().facts == {"profile": "dmf-bfac434", "verifier": "on", "boot": "1"}
+    quiet = machine(tmp_path / "quiet", "contract", verifier=False)
+    assert quiet.driver_info().facts == {"profile": "contract", "verifier": "off", "boot": "1"}
+
+
+def test_f33_remove_of_a_stored_buffer_on_bfac434_is_the_null_context_write(tmp_path: Path) -> None:
+    """F33: DRIVER_IRQL_NOT_LESS_OR_EQUAL (0xD1): P1 = 0x10 (NULL + DmfDataSize's offset), P2 =
+    DISPATCH_LEVEL, P3 = 1 (a write), P4 = the instruction in LiveKernelDump_InvalidateDataBuffer."""
+    sim = machine(tmp_path)
+    sim.execute(Alloc("a", 16, b"a"))
+    sim.execute(Store("a", 16))
+    crash = sim.execute(Remove("a", 16)).crash
+    assert crash is not None
+    instruction = TEST_DRIVER.routine("LiveKernelDump_InvalidateDataBuffer")
+    assert (crash.bugcheck_code, crash.parameters) == (0xD1, (0x10, 2, 1, instruction))
+    assert crash.reason == (
+        "F33: DataBufferSourceRemove's match callback wrote DmfDataSize through a NULL context "
+        "(NULL+0x10) at DISPATCH_LEVEL under the RingBuffer's spin lock"
+    )
+
+
+def test_f12_remove_on_the_contract_gives_the_bytes_back_to_dmf_data_size(tmp_path: Path) -> None:
+    """F11/F12: each Store adds size + 8 to DmfDataSize and each matching Remove takes it back."""
+    sim = machine(tmp_path, "contract")
+    sim.execute(Alloc("a", 16, b"a"))
+    sim.execute(Alloc("b", 24, b"b"))
+    before = sim.execute(QueryDmfDataSize()).value
+    sim.execute(Store("a", 16))
+    sim.execute(Store("b", 24))
+    assert sim.execute(QueryDmfDataSize()).value == before + 16 + 8 + 24 + 8
+    sim.execute(Remove("a", 16))
+    assert sim.execute(QueryDmfDataSize()).value == before + 24 + 8
+
+
+def test_crash_dumps_are_numbered_like_windows_and_stop_at_the_faulting_instruction(tmp_path: Path) -> None:
+    """A bugcheck writes Windows\\Minidump\\MMDDYY-NNNNN-01.dmp (not a live dump), numbered from 1 per
+    machine, the thread stopped where the bugcheck says: P4 for 0xD1 (F33), P2 for 0x3B (F36)."""
+    sim = machine(tmp_path)
+    sim.execute(Alloc("a", 16, b"a"))
+    sim.execute(Store("a", 16))
+    first = sim.execute(Remove("a", 16)).crash
+    assert first is not None and sim.crashes == [first]
+    assert first.dump_path == sim.disk / "Windows" / "Minidump" / "010126-00001-01.dmp"
+    with KernelDump(first.dump_path) as dump:
+        assert not dump.header.is_live_dump
+        assert (dump.header.bugcheck_code, dump.header.bugcheck_parameters) == (0xD1, first.parameters)
+        assert dump.debugger is not None and dump.debugger.registers["Rip"] == first.parameters[3]
+    sim.execute(Alloc("small", 8, b"s"))
+    second = sim.execute(
+        IoctlCreate(1, exclude_dmf_data=1, client_structures=(ClientStructure("small", 8),),
+                    client_structure_count_override=2)
+    ).crash  # fmt: skip
+    assert second is not None and second.bugcheck_code == 0x3B
+    assert second.dump_path == sim.disk / "Windows" / "Minidump" / "010126-00002-01.dmp"
+    with KernelDump(second.dump_path) as dump:
+        assert dump.debugger is not None and dump.debugger.registers["Rip"] == second.parameters[1]
+
+
+def test_the_one_report_a_minute_rule_outlives_a_reboot(tmp_path: Path) -> None:
+    """F06 is the OS service's rule on the machine's clock: a reboot takes 45 virtual seconds and
+    does not reset it, so a report 45 s after the last one still collides; 15 s more and it goes."""
+    sim = machine(tmp_path)
+    assert sim.execute(Create(1)).status == STATUS_SUCCESS
+    sim.execute(Reboot())
+    assert sim.execute(Create(2)).status == STATUS_OBJECT_NAME_COLLISION
+    sim.execute(Wait(15))
+    assert sim.execute(Create(3)).status == STATUS_SUCCESS
+    assert sim.driver_info().facts["boot"] == "2"
+
+
+def test_no_interface_is_reported_with_its_reasons(tmp_path: Path) -> None:
+    pre_rs3 = machine(tmp_path, module=ModuleConfig(target_build=16298))
+    result = pre_rs3.execute(IoctlCreate(1))
+    assert result.detail == (
+        "the module registered no device interface (GuidDeviceInterface is all zeros, F23, "
+        "or a pre-RS3 build, F42)"
+    )
+    at_rs3 = machine(tmp_path / "rs3", module=ModuleConfig(target_build=16299))
+    assert at_rs3.execute(IoctlCreate(1)).status == STATUS_SUCCESS
+
+
+def test_block_cost_is_a_descriptor_and_the_size_rounded_up_to_8() -> None:
+    """F08: 16 bytes of descriptor plus the data rounded up to a multiple of 8."""
+    assert [block_cost(size) for size in (1, 7, 8, 9, 16, 17)] == [24, 24, 24, 32, 32, 40]
+
+
+def test_the_dump_buffer_takes_blocks_until_exactly_full(tmp_path: Path) -> None:
+    """F08: blocks are charged to the 256 KiB buffer one after another; one that fits exactly is taken,
+    one byte more is BUFFER_TOO_SMALL."""
+    memory = KernelMemory(boot_number=1)
+    room = DUMP_BUFFER_SIZE - OS_FIXED_BYTES
+    first = memory.allocate(0x100)
+    rest = memory.allocate(room - block_cost(0x100) - 16)
+    service = LiveDumpService(tmp_path, memory, clock=lambda: 0.0)
+    report = service.create_report("LkdhTestDri", 0x1A2, 0, 0, 0, 0)
+    assert report is not None
+    assert service.insert_triage_data_block(report, first, 0x100) == STATUS_SUCCESS
+    assert report.used == OS_FIXED_BYTES + block_cost(0x100)
+    assert (
+        service.insert_triage_data_block(report, rest, room - block_cost(0x100) - 16 + 8)
+        == STATUS_BUFFER_TOO_SMALL
+    )
+    assert service.insert_triage_data_block(report, rest, room - block_cost(0x100) - 16) == STATUS_SUCCESS
+    assert report.used == DUMP_BUFFER_SIZE
+
+
+def test_a_bugcheck_reads_like_the_blue_screen_line() -> None:
+    stop = Bugcheck(0xD1, (0x10, 2, 1, 0xFF), "why")
+    assert str(stop) == "bugcheck 0xD1 (0x10, 0x2, 0x1, 0xFF): why"
+    violation = VerifierViolation(0xC4, (0x10D, 1, 2, 3), "because", ((0x1000, b"ab"),))
+    again = Bugcheck.from_violation(violation)
+    assert (again.code, again.parameters, again.reason, again.evidence) == (
+        0xC4,
+        (0x10D, 1, 2, 3),
+        "because",
+        ((0x1000, b"ab"),),
+    )
+
+
+def test_unknown_buffer_names_are_named_in_the_answer(tmp_path: Path) -> None:
+    sim = machine(tmp_path)
+    secondary = sim.execute(Create(1, secondary_data=SecondaryData("nowhere", 8)))
+    structure = sim.execute(IoctlCreate(1, client_structures=(ClientStructure("elsewhere", 8),)))
+    assert secondary.detail == "the driver has no buffer named 'nowhere' on this boot"
+    assert structure.detail == "the driver has no buffer named 'elsewhere' on this boot"
