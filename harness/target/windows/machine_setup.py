@@ -31,7 +31,15 @@ Values = dict[str, module_config.RegistryValue | None]
 
 def cannot_apply(settings: MachineSettings, os_build_floor: int | None) -> str | None:
     """Why the vm target skips these settings, or None. target_build is a compile-time fact (F04,
-    F44: NTDDI_VERSION decides whether DMF compiles live dumps in), so one package cannot change it."""
+    F44: NTDDI_VERSION decides whether DMF compiles live dumps in), so one package cannot change it.
+    An empty ReportType cannot be set either: the test driver takes 1 to 15 characters from its
+    registry parameters and refuses anything else (Config.c), so the scenario would run with the
+    driver's default folder instead of the empty one it asks for."""
+    if settings.report_type == "":
+        return (
+            "report_type='' cannot be set on the vm target: the test driver reads a ReportType of 1 to 15"
+            " characters from its registry parameters and refuses an empty one (driver/LkdhTestDriver/Config.c)"
+        )
     if settings.target_build is None:
         return None
     built = (
