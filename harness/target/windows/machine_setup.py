@@ -37,8 +37,9 @@ def cannot_apply(settings: MachineSettings, os_build_floor: int | None) -> str |
     driver's default folder instead of the empty one it asks for."""
     if settings.report_type == "":
         return (
-            "report_type='' cannot be set on the vm target: the test driver reads a ReportType of 1 to 15"
-            " characters from its registry parameters and refuses an empty one (driver/LkdhTestDriver/Config.c)"
+            "report_type='' cannot be set on the vm target: the test driver reads a ReportType of 1 to"
+            " 15 characters from its registry parameters and refuses an empty one"
+            " (driver/LkdhTestDriver/Config.c)"
         )
     if settings.target_build is None:
         return None
