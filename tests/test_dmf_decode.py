@@ -141,6 +141,7 @@ def test_describe_dmf_line_by_line() -> None:
     )
     assert describe_dmf(data).split("\n") == [
         "DMF data: DMF_MODULE_COLLECTION at 0xffff9a0000000800 (P2 = WDFMEMORY 0x65ffffffeff8)",
+        "  found by: data blocks",
         "  top-level modules: 2 (handle array not in the dump)",
         "  module                       object             state    config                     context",
         "  LiveKernelDump               0xffff9a0000001000 Opened   0xffff9a0000002000+0x18    "
@@ -150,5 +151,5 @@ def test_describe_dmf_line_by_line() -> None:
         "0xffff9a0000007000 absent",
     ]
     captured = describe_dmf(DmfData(collection_address=0x10, collection_handle=0x20, handles_in_dump=True))
-    assert captured.split("\n")[1] == "  top-level modules: 0"
+    assert captured.split("\n")[2] == "  top-level modules: 0"
     assert describe_dmf(DmfData(absent="P2 is 0")) == "DMF data: none (P2 is 0)"
