@@ -241,3 +241,13 @@ def test_explore_refuses_bad_input(tmp_path: Path, capsys) -> None:
     assert "--target vm needs --target-config" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["explore", "--model", "dmf-123"])
+
+
+def test_explore_takes_its_target_from_a_target_config(tmp_path: Path, capsys) -> None:
+    config = tmp_path / "sim-contract.yaml"
+    config.write_text("kind: sim\nprofile: contract\n")
+    args = ["explore", "--steps", "2", "--examples", "2", "--target-config", str(config)]
+    assert main([*args, "--out", str(tmp_path / "sim")]) == 0
+    assert "on sim/contract (seed 0, model contract)" in capsys.readouterr().out
+    assert main([*args, "--target", "vm", "--out", str(tmp_path / "vm")]) == 3
+    assert "describes the simulator (kind: sim), not a Windows VM" in capsys.readouterr().err
