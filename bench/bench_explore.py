@@ -5,8 +5,8 @@ dmf-bfac434, what each costs, and which known defects it found from an empty sta
 seed on `contract`, where it must find nothing (a longer check that the model has no false
 positives). The peer, measured in the same process: one fixed hand-written sequence (alloc, store,
 create, the everyday case) run as a scenario on a fresh simulator, the floor of every example. The
-ratio (cost per campaign run / the peer's median) shows what generation, shrinking and the longer,
-crashing sequences add.
+ratio (cost per campaign run / the peer's median, wall and CPU time, the peer measured before and
+after each campaign) shows what generation, shrinking and the longer, crashing sequences add.
 
 Run: `python bench/bench_explore.py [--seeds 1 2 3] [--steps 8] [--examples 60]`.
 """
@@ -23,17 +23,19 @@ from harness.explore.model import Call, ContractModel, predict_sequence
 PEER = [Call("alloc", "b0"), Call("store", "b0"), Call("create", value=1)]
 
 
-def _peer_seconds(repeats: int) -> float:
+def _peer_seconds(repeats: int) -> tuple[float, float]:
+    """Median (wall, CPU) seconds of the peer sequence run as a scenario on a fresh simulator."""
     steps = predict_sequence(ContractModel, PEER)
     assert steps is not None
     campaign = Campaign(seed=0, steps=1, open_target=simulator("contract"))
-    times = []
+    walls, cpus = [], []
     for _ in range(repeats):
         campaign._results.clear()
-        began = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         assert campaign.check(steps) is None, "the peer sequence holds on contract"
-        times.append(time.perf_counter() - began)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def main() -> int:
@@ -42,10 +44,9 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--examples", type=int, default=60)
     args = parser.parse_args()
-    peer = _peer_seconds(15)
-    print(f"peer: alloc -> store -> create as a scenario on a fresh simulator, median {peer * 1000:.1f} ms")
     for seed in args.seeds:
         for profile in ("dmf-bfac434", "contract"):
+            before = _peer_seconds(9)  # the peer beside each campaign: the load changes meanwhile
             campaign = Campaign(
                 seed=seed,
                 steps=args.steps,
@@ -53,15 +54,20 @@ def main() -> int:
                 examples=args.examples,
                 max_findings=8,
             )
-            began = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             findings = campaign.run()
-            seconds = time.perf_counter() - began
-            per_run = seconds / max(campaign.runs, 1)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            after = _peer_seconds(9)
+            peer_wall, peer_cpu = (before[0] + after[0]) / 2, (before[1] + after[1]) / 2
+            runs = max(campaign.runs, 1)
             defects = sorted({d for f in findings for d in f.defects}) or ["none"]
+            per_wall, per_cpu = wall / runs, cpu / runs
             print(
-                f"seed {seed} on {profile}: {campaign.runs} runs in {seconds:.1f} s, {per_run * 1000:.1f} ms "
-                f"per run (ratio to peer {per_run / peer:.2f}); {len(findings)} findings: "
-                + ", ".join(defects)
+                f"seed {seed} on {profile}: {campaign.runs} runs in {wall:.1f} s wall / {cpu:.1f} s CPU; "
+                f"per run {per_wall * 1000:.0f} ms wall (peer {peer_wall * 1000:.0f} ms, "
+                f"ratio {per_wall / peer_wall:.2f}), {per_cpu * 1000:.0f} ms CPU "
+                f"(peer {peer_cpu * 1000:.0f} ms, ratio {per_cpu / peer_cpu:.2f}); "
+                f"{len(findings)} findings: " + ", ".join(defects)
             )
     return 0
 

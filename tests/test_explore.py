@@ -4,6 +4,7 @@ and the same seed giving the same sequences on the simulator and on the Windows 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,9 @@ from harness.explore.model import (
 )
 from harness.explore.scenario_text import scenario_yaml
 from harness.scenario import load_scenario_file
+from harness.target.base import TargetError
 from harness.target.irql import Irql
+from harness.target.sim import SimSettings, SimulatedMachine
 
 DEFECTS_FOUND_FROM_NOTHING = {
     "remove-null-context",
@@ -251,3 +254,19 @@ def test_explore_takes_its_target_from_a_target_config(tmp_path: Path, capsys) -
     assert "on sim/contract (seed 0, model contract)" in capsys.readouterr().out
     assert main([*args, "--target", "vm", "--out", str(tmp_path / "vm")]) == 3
     assert "describes the simulator (kind: sim), not a Windows VM" in capsys.readouterr().err
+
+
+def test_a_target_that_cannot_run_the_sequences_stops_the_campaign(tmp_path: Path) -> None:
+    """Every sequence needs Driver Verifier (the IRQL promises are judged under it): a target
+    without it skips the scenario, and the campaign stops with that reason instead of counting
+    skipped runs as agreement."""
+
+    @contextmanager
+    def no_verifier(folder: Path):
+        with SimulatedMachine(folder, SimSettings(profile="contract", verifier=False)) as machine:
+            yield machine
+
+    campaign = Campaign(seed=1, steps=3, open_target=no_verifier, examples=5)
+    with pytest.raises(TargetError, match="lacks verifier"):
+        campaign.run()
+    assert campaign.runs == 1 and campaign.findings == []

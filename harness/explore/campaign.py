@@ -175,7 +175,9 @@ class Campaign:
         return best
 
     def check(self, steps: Sequence[Step]) -> Finding | None:
-        """Run the sequence as one scenario; the finding, or None when the target agreed."""
+        """Run the sequence as one scenario; the finding, or None when the target agreed. Each
+        distinct sequence runs once: hypothesis replaying it gets the recorded verdict, so a target
+        that is not deterministic (a VM) cannot make hypothesis' search flaky."""
         calls = tuple(step.call for step in steps)
         if calls in self._results:
             return self._results[calls]

@@ -10,8 +10,10 @@ the rule sequence, running each candidate whole again, so the minimal program is
 that was run. (Checking rule by rule against a live target would find the same first failure, but
 the sequence that is written out would then not be the one that ran from a clean machine.)
 
-A call whose aspects include every aspect of a disagreement already found is left out (the rule does
-nothing): that disagreement would end the sequence first and hide whatever comes after it.
+A choice that is by itself the key of a disagreement already found (an IRQL, an ExcludeDmfData value,
+kernel pointers in an IOCTL) is no longer drawn, and any other call whose aspects include every
+aspect of such a key is left out (the rule does nothing): that disagreement would end the sequence
+first and hide whatever comes after it.
 """
 
 from __future__ import annotations
@@ -71,15 +73,17 @@ class SequenceMachine(RuleBasedStateMachine):
         free = [name for name in BUFFERS if name not in self.model.allocated]
         self._do(Call("alloc", data.draw(st.sampled_from(free), label="buffer")))
 
+    def _open(self, aspect: str) -> bool:
+        """Whether a choice with this one aspect is still worth drawing (no finding has it as key)."""
+        return frozenset({aspect}) not in self.avoid
+
     @precondition(lambda self: self.model.allocated)
-    @rule(
-        data=st.data(),
-        operation=st.sampled_from(["store", "remove"]),
-        irql=st.sampled_from(LEVELS),
-    )
-    def buffer_call(self, data: st.DataObject, operation: str, irql: Irql) -> None:
+    @rule(data=st.data(), operation=st.sampled_from(["store", "remove"]))
+    def buffer_call(self, data: st.DataObject, operation: str) -> None:
         """DataBufferSourceAdd or Remove of an allocated buffer (one rule for both, so a sequence
         holds as many of them as of all the rest: they are the module's everyday calls)."""
+        levels = [irql for irql in LEVELS if irql is Irql.PASSIVE_LEVEL or self._open(f"at {irql.name}")]
+        irql = data.draw(st.sampled_from(levels), label="irql")
         names = self.model.allocated
         if operation == "remove":  # a stored buffer is the usual one to remove; the others too
             names = [*dict.fromkeys(self.model.stored), *names]
@@ -89,13 +93,18 @@ class SequenceMachine(RuleBasedStateMachine):
     def dump(self, data: st.DataObject, operation: str) -> None:
         """LiveKernelMemoryDumpCreate, or the IOCTL that calls it for an application."""
         names = self.model.allocated
-        exclude = data.draw(st.sampled_from(EXCLUDE_VALUES), label="exclude_dmf_data")
+        excludes = [
+            value for value in EXCLUDE_VALUES if value in (0, 1) or self._open("exclude_dmf_data=other")
+        ]
+        exclude = data.draw(st.sampled_from(excludes), label="exclude_dmf_data")
         parameter = len(self.steps) + 1
         if operation == "create":
             structures = data.draw(st.lists(st.sampled_from(names), max_size=2, unique=True)) if names else []
             secondary = data.draw(st.sampled_from(["", *names]), label="secondary")
             call = Call(operation, exclude=exclude, structures=tuple(structures), secondary=secondary)
         else:
+            if not self._open("ioctl with kernel pointers"):
+                names = []  # only the caller's own memory in the embedded pointers
             structures = data.draw(st.lists(st.sampled_from(names), max_size=1)) if names else []
             secondary = data.draw(st.sampled_from(["", CALLER_SECONDARY, *names]), label="secondary")
             caller = data.draw(st.sampled_from(["admin", "admin", "standard-user"]), label="caller")
