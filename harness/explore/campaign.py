@@ -98,6 +98,7 @@ class Campaign:
     _pinned: frozenset[str] | None = field(default=None, init=False)
     _shrink_runs: int = field(default=0, init=False)
     _aborted: str | None = field(default=None, init=False)
+    _best: Finding | None = field(default=None, init=False)
 
     @property
     def runs(self) -> int:
@@ -109,7 +110,7 @@ class Campaign:
 
         model = MODELS[self.model]
         for number in range(self.max_findings):
-            self._pinned, self._shrink_runs = None, 0
+            self._pinned, self._shrink_runs, self._best = None, 0, None
             avoid = [finding.key for finding in self.findings]
             try:
                 search(
@@ -121,15 +122,17 @@ class Campaign:
                     judge=self._judge,
                 )
             except Disagreement as found:
-                finding = self._minimise(found.finding, model)
-                self.findings.append(finding)
-                defects = ", ".join(finding.defects) or "no known defect"
-                progress(f"found ({defects}): {finding.describe()}")
-                continue
-            finally:
-                if self._aborted is not None:
-                    raise TargetError(self._aborted)
-            break
+                self._best = found.finding
+            if self._aborted is not None:
+                raise TargetError(self._aborted)
+            if self._best is None:
+                break
+            finding = self._minimise(self._best, model)
+            if self._aborted is not None:
+                raise TargetError(self._aborted)
+            self.findings.append(finding)
+            defects = ", ".join(finding.defects) or "no known defect"
+            progress(f"found ({defects}): {finding.describe()}")
         return self.findings
 
     def _judge(self, steps: Sequence[Step]) -> None:
@@ -146,6 +149,8 @@ class Campaign:
         if self._pinned is None:
             self._pinned = finding.key
         if finding.key == self._pinned:  # shrinking keeps to the disagreement first found
+            if self._best is None or len(finding.steps) < len(self._best.steps):
+                self._best = finding  # kept here too: hypothesis does not always re-raise it
             raise Disagreement(finding)
 
     def _minimise(self, finding: Finding, model: type[ContractModel]) -> Finding:
