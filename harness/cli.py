@@ -139,13 +139,21 @@ def _parser() -> argparse.ArgumentParser:
     coverage.set_defaults(handler=_coverage)
 
     explore = commands.add_parser(
-        "explore", help="generate call sequences, check them against the contract model"
+        "explore", help="generate call sequences, check them against a model of the documented contract"
     )
-    explore.add_argument("--target", choices=["sim"], default="sim", help="only the simulator (see README)")
+    explore.add_argument("--target", choices=TARGET_NAMES, default="sim", help="sim, or vm (--target-config)")
+    explore.add_argument("--target-config", "--config", type=Path, default=None, help="the VM (or kind: sim)")
     explore.add_argument("--seed", type=int, default=0)
     explore.add_argument("--steps", type=int, default=6, help="most calls in one sequence")
     explore.add_argument("--examples", type=int, default=40, help="sequences tried per search")
-    explore.add_argument("--sim-profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE)
+    explore.add_argument("--findings", type=int, default=6, help="stop after this many disagreements")
+    explore.add_argument(
+        "--model",
+        choices=["bfac434", "contract"],
+        default="contract",
+        help="what the target is checked against",
+    )
+    explore.add_argument("--sim-profile", choices=sorted(PROFILES), default=None)
     explore.add_argument("--out", type=Path, default=Path("lkdh-out") / "explore", help="where findings go")
     explore.set_defaults(handler=_explore)
     return parser
@@ -355,22 +363,11 @@ def _coverage(args: argparse.Namespace) -> int:
 def _explore(args: argparse.Namespace) -> int:
     """`lkdh explore`: 0 when the target agreed with the model throughout, 1 with findings written."""
     try:
-        from harness.explore.campaign import Campaign, write_findings
+        from harness.explore.command import explore
     except ImportError as error:  # hypothesis is the `explore` extra
         print(f"lkdh explore needs hypothesis (pip install 'lkdh[explore]'): {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if args.steps < 1 or args.examples < 1:
-        print("lkdh explore: --steps and --examples must be at least 1", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    campaign = Campaign(seed=args.seed, steps=args.steps, profile=args.sim_profile, examples=args.examples)
-    findings = campaign.run(progress=print)
-    paths = write_findings(findings, args.out, seed=args.seed, profile=args.sim_profile)
-    for path in paths:
-        print(f"wrote {path}")
-    print(
-        f"{len(findings)} disagreements in {campaign.runs} runs on sim/{args.sim_profile} (seed {args.seed})"
-    )
-    return EXIT_FAILED if findings else EXIT_OK
+    return explore(args)
 
 
 if __name__ == "__main__":
