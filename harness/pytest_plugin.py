@@ -24,6 +24,7 @@ import allure
 import pytest
 
 from harness import pytest_hooks
+from harness.pytest_journal import RESUMED_KEY, open_journal, run_journal
 from harness.pytest_pool import LEASE_DIR_KEY, PoolSeat, lease_dir, remember_for_controller, report_lines
 from harness.record import RunRecord
 from harness.report import allure_pytest
@@ -31,13 +32,13 @@ from harness.report.allure_files import write_allure_files, write_executor
 from harness.report.allure_labels import as_run_names_it
 from harness.report.allure_results import AllureScenarioResult, options_from
 from harness.report.dump_map import DumpMapFiles
-from harness.report.journal import JournalError, JournalState, RunJournal, read_journal, record_from_json
+from harness.report.journal import record_from_json
 from harness.report.run_log import RunLog
 from harness.report.run_record import write_run_record
 from harness.runner import run_scenario as run_loaded_scenario
 from harness.scenario import LoadedScenario, ScenarioErrors, load_scenario_file
 from harness.scenario.expand import is_step_file
-from harness.sharding import Shard, parse_shard
+from harness.sharding import Shard, shard_option
 from harness.target.base import Target, TargetError
 from harness.target.sim import DEFAULT_PROFILE, PROFILES
 from harness.target.windows.config import TargetConfig
@@ -46,8 +47,6 @@ from harness.targets import TARGET_NAMES, TargetFactory
 RECORDS_KEY = pytest.StashKey[list[RunRecord]]()
 FACTORY_KEY = pytest.StashKey[TargetFactory]()
 ALLURE_KEY = pytest.StashKey["allure_pytest.ScenarioResultsFilter | None"]()
-JOURNAL_KEY = pytest.StashKey["RunJournal | None"]()
-RESUMED_KEY = pytest.StashKey[JournalState]()
 
 MARKERS = (
     "hardware: needs a real Windows VM (--target-config); skipped without one",
@@ -111,7 +110,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--lkdh-shard",
-        type=_shard_option,
+        type=shard_option,
         default=None,
         metavar="I/N",
         help="run only shard I of N (a hash of each item's node id; the N shards run every item once)",
@@ -131,15 +130,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="continue the run journalled in FILE: finished items keep their result, the cut one reruns",
     )
     parser.addini("lkdh_scenario_dirs", "folders whose *.yaml files are scenarios", type="paths", default=[])
-
-
-def _shard_option(text: str) -> Shard:
-    import argparse
-
-    try:
-        return parse_shard(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -162,7 +152,7 @@ def pytest_configure(config: pytest.Config) -> None:
         machine_builder=make_vm,
     )
     config.stash[FACTORY_KEY] = factory
-    _open_journal(config, factory)
+    open_journal(config, factory)
     results = _allure_dir(config)
     installed = allure_pytest.install(results) if results is not None else None
     config.stash[ALLURE_KEY] = installed
@@ -175,36 +165,6 @@ def _default_vm(target_config: TargetConfig, output_dir: Path) -> Target:
     from harness.target.windows.stage_check import ConfiguredSessions
 
     return WindowsMachine(output_dir, target_config, ConfiguredSessions())
-
-
-def _open_journal(config: pytest.Config, factory: TargetFactory) -> None:
-    """--lkdh-journal starts a journal, --lkdh-resume continues one (and reads what it holds)."""
-    journal, resume = config.option.lkdh_journal, config.option.lkdh_resume
-    if journal is not None and resume is not None:
-        raise pytest.UsageError("--lkdh-journal and --lkdh-resume are exclusive: resume appends to its FILE")
-    state = JournalState()
-    if resume is not None:
-        try:
-            state = read_journal(resume)
-        except JournalError as error:
-            raise pytest.UsageError(str(error)) from None
-        # never collect a dump twice: what the journal has seen is known by name and hash
-        factory.collected_before = frozenset((d["remote_name"], d["sha256"]) for d in state.dumps)
-    config.stash[RESUMED_KEY] = state
-    config.stash[JOURNAL_KEY] = None
-
-
-def _journal(config: pytest.Config) -> RunJournal | None:
-    """The run's journal, opened at the first scenario (an xdist controller runs none, so it never
-    opens one; its workers each append to the same file)."""
-    path = config.option.lkdh_journal or config.option.lkdh_resume
-    if path is None:
-        return None
-    opened = config.stash[JOURNAL_KEY]
-    if opened is None:
-        opened = config.stash[JOURNAL_KEY] = RunJournal(path)
-        config.add_cleanup(opened.close)
-    return opened
 
 
 def _allure_dir(config: pytest.Config) -> Path | None:
@@ -350,7 +310,7 @@ class ScenarioItem(pytest.Item):
         if output.exists():
             shutil.rmtree(output)
         listeners: list[Any] = [RunLog(output), DumpMapFiles()]
-        journal = _journal(self.config)
+        journal = run_journal(self.config)
         if journal is not None:
             listeners.append(journal.keyed(self.nodeid))
         allure_result = None

@@ -43,3 +43,13 @@ def parse_shard(text: str) -> Shard:
     if count < 1 or not 1 <= index <= count:
         raise ValueError(f"shard {text!r}: I must be 1..N and N at least 1")
     return Shard(index, count)
+
+
+def shard_option(text: str) -> Shard:
+    """`--lkdh-shard` as argparse wants it: a bad value is a usage error naming what was wrong."""
+    import argparse
+
+    try:
+        return parse_shard(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None

@@ -156,10 +156,16 @@ def test_a_worker_killed_while_holding_a_lease_frees_its_machine_for_its_replace
 def windows_pool_project(
     tmp_path: Path, packages: dict[str, BuiltPackage], identity: SigningIdentity
 ) -> tuple[Path, dict[str, str]]:
+    return make_windows_pool_project(tmp_path, packages["1.2.3.4"], identity)
+
+
+def make_windows_pool_project(
+    tmp_path: Path, package: BuiltPackage, identity: SigningIdentity, stops_answering: str = "win-a:60"
+) -> tuple[Path, dict[str, str]]:
     """A project with three Windows doubles in one pool; win-a stops answering after 60 commands."""
     project = tmp_path / "project"
-    project.mkdir()
-    _write_build(project / "build", packages["1.2.3.4"], identity)
+    project.mkdir(parents=True)
+    _write_build(project / "build", package, identity)
     (project / "conftest.py").write_text(INNER_CONFTEST, encoding="utf-8")
     (project / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n", encoding="utf-8")
     (project / "scenarios").mkdir()
@@ -180,7 +186,7 @@ def windows_pool_project(
         "LKDH_TESTS_DIR": str(TESTS),
         "LKDH_DOUBLE_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "LKDH_DOUBLE_USER_PASSWORD": USER_PASSWORD,
-        "LKDH_STOPS_ANSWERING": "win-a:60",
+        "LKDH_STOPS_ANSWERING": stops_answering,
     }
     return project, env
 
