@@ -132,3 +132,34 @@ def test_shards_are_a_partition_stable_per_item() -> None:
     for bad in ("0/3", "4/3", "1/0", "x"):
         with pytest.raises(ValueError):
             parse_shard(bad)
+
+
+def test_target_check_checks_every_vm_of_a_pool_under_its_name(tmp_path: Path) -> None:
+    """Both members on loopback ports nothing listens on: each one's report, each failing at TCP."""
+    import socket
+    import subprocess
+    import sys
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+    members = [
+        VM.format(name=name)
+        .replace(f"{name}.example.test", "127.0.0.1")
+        .replace("winrm: {", f"winrm: {{port: {port}, scheme: http, allow_insecure_http: true, ")
+        for name, port in zip(("win-a", "win-b"), ports, strict=True)
+    ]
+    path = write(tmp_path, "pool:\n" + "".join(members))
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "target", "check", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"LKDH_WINRM_PASSWORD": "not-used-0", "PATH": "/usr/bin:/bin"},
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert result.stdout.index("== win-a") < result.stdout.index("== win-b")
+    assert result.stdout.count("target check FAILED at: tcp") == 2, result.stdout

@@ -154,7 +154,11 @@ def test_sharded_nightly_runs_each_shard_once_on_its_own_host_and_merges_one_rep
     assert [entry["shard"] for entry in include] == list(range(1, int(workflow["env"]["SHARDS"]) + 1))
     assert len({entry["host"] for entry in include}) == len(include), "one shard per host"
     assert shard["runs-on"] == ["self-hosted", "linux", "lkdh-vm-host", "${{ matrix.host }}"]
-    (run,) = [s["run"] for s in steps({"jobs": {"shard": shard}}) if "pytest" in s.get("run", "")]
+    shard_scripts = [s.get("run", "") for s in shard["steps"]]
+    check = next(i for i, s in enumerate(shard_scripts) if 'lkdh target check "$LKDH_POOL_CONFIG"' in s)
+    (tests,) = [i for i, s in enumerate(shard_scripts) if "pytest" in s]
+    assert check < tests
+    run = shard_scripts[tests]
     assert '--lkdh-shard "${{ matrix.shard }}/$SHARDS"' in run and '-n "$LKDH_POOL_WORKERS"' in run
     assert "--alluredir allure-results" in run and "--target-config" in run
     report = workflow["jobs"]["report"]
