@@ -257,17 +257,26 @@ def _check(args: argparse.Namespace) -> int:
 def _target_check(args: argparse.Namespace) -> int:
     """Each connection stage with its verdict; exit 0 when all passed, 3 when one failed, 2 for a
     config that does not validate."""
+    from harness.target.pool_config import PoolConfig
     from harness.target.windows.stage_check import check_target, format_stage_report
-    from harness.target_config import load_target_config
+    from harness.target_config import load_any_target_config, load_target_config
 
     try:
-        config = load_target_config(args.config)
+        config = load_any_target_config(args.config)
+        if not isinstance(config, PoolConfig) or config.target_name != "vm":
+            config = load_target_config(args.config)  # a single VM (its errors if it is not one)
     except ScenarioErrors as errors:
         print(errors, file=sys.stderr)
         return EXIT_BAD_INPUT
-    results = check_target(config)
-    print(format_stage_report(results))
-    return EXIT_OK if all(result.ok for result in results) else EXIT_TARGET
+    machines = config.pool if isinstance(config, PoolConfig) else [config]
+    ok = True
+    for machine in machines:  # a pool: every VM in turn, each under its name
+        if len(machines) > 1:
+            print(f"== {machine.name}")
+        results = check_target(machine)
+        print(format_stage_report(results))
+        ok = ok and all(result.ok for result in results)
+    return EXIT_OK if ok else EXIT_TARGET
 
 
 def _schema(args: argparse.Namespace) -> int:

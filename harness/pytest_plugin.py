@@ -3,6 +3,12 @@
 `test_name[sim]` runs on the simulated machine; `test_name[vm]` is marked `hardware` and runs when
 `--target-config` names a Windows VM, otherwise it is skipped with that reason. Thin by design
 (pytest's own non-Python example): the runner does the work, `repr_failure` shows its evidence.
+
+Scaling out (README, "Scaling out"): with a pool config each xdist worker leases one machine through
+the session fixture `lkdh_lease` (harness/pytest_pool.py), a machine that fails its health check is
+taken out and the scenario retried on another; `--lkdh-shard I/N` keeps one CI runner's share of
+the items (harness/sharding.py); `--lkdh-journal` / `--lkdh-resume` make a run survive a kill as
+`lkdh run --journal` / `--resume` do (harness/report/journal.py).
 """
 
 from __future__ import annotations
@@ -17,19 +23,25 @@ from typing import Any
 import allure
 import pytest
 
+from harness import pytest_hooks
+from harness.pytest_journal import RESUMED_KEY, open_journal, run_journal
+from harness.pytest_pool import LEASE_DIR_KEY, PoolSeat, lease_dir, remember_for_controller, report_lines
 from harness.record import RunRecord
 from harness.report import allure_pytest
 from harness.report.allure_files import write_allure_files, write_executor
 from harness.report.allure_labels import as_run_names_it
 from harness.report.allure_results import AllureScenarioResult, options_from
 from harness.report.dump_map import DumpMapFiles
+from harness.report.journal import record_from_json
 from harness.report.run_log import RunLog
 from harness.report.run_record import write_run_record
 from harness.runner import run_scenario as run_loaded_scenario
 from harness.scenario import LoadedScenario, ScenarioErrors, load_scenario_file
 from harness.scenario.expand import is_step_file
+from harness.sharding import Shard, shard_option
 from harness.target.base import Target, TargetError
 from harness.target.sim import DEFAULT_PROFILE, PROFILES
+from harness.target.windows.config import TargetConfig
 from harness.targets import TARGET_NAMES, TargetFactory
 
 RECORDS_KEY = pytest.StashKey[list[RunRecord]]()
@@ -83,7 +95,45 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="BYTES",
         help="attach dump files up to this size to Allure results (default 8 MiB)",
     )
+    group.addoption(
+        "--lkdh-lease-dir",
+        type=Path,
+        default=None,
+        help="folder of the pool's lease locks (default: shared by this run's xdist workers only)",
+    )
+    group.addoption(
+        "--lkdh-lease-timeout",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="how long a worker waits for a pool machine to come free (default 3600)",
+    )
+    group.addoption(
+        "--lkdh-shard",
+        type=shard_option,
+        default=None,
+        metavar="I/N",
+        help="run only shard I of N (a hash of each item's node id; the N shards run every item once)",
+    )
+    group.addoption(
+        "--lkdh-journal",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="append each step and dump to FILE, fsynced (crash-safe; resume with --lkdh-resume)",
+    )
+    group.addoption(
+        "--lkdh-resume",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="continue the run journalled in FILE: finished items keep their result, the cut one reruns",
+    )
     parser.addini("lkdh_scenario_dirs", "folders whose *.yaml files are scenarios", type="paths", default=[])
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(pytest_hooks)
 
 
 @pytest.hookimpl(trylast=True)  # after allure-pytest has registered its file logger
@@ -91,9 +141,18 @@ def pytest_configure(config: pytest.Config) -> None:
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
     config.stash[RECORDS_KEY] = []
-    config.stash[FACTORY_KEY] = TargetFactory(
-        sim_profile=config.option.sim_profile, target_config=config.option.target_config
+
+    def make_vm(target_config: TargetConfig, output_dir: Path) -> Target:
+        built = config.hook.pytest_lkdh_make_vm(target_config=target_config, output_dir=output_dir)
+        return built if built is not None else _default_vm(target_config, output_dir)
+
+    factory = TargetFactory(
+        sim_profile=config.option.sim_profile,
+        target_config=config.option.target_config,
+        machine_builder=make_vm,
     )
+    config.stash[FACTORY_KEY] = factory
+    open_journal(config, factory)
     results = _allure_dir(config)
     installed = allure_pytest.install(results) if results is not None else None
     config.stash[ALLURE_KEY] = installed
@@ -101,9 +160,27 @@ def pytest_configure(config: pytest.Config) -> None:
         config.add_cleanup(installed.restore)  # type: ignore[attr-defined]
 
 
+def _default_vm(target_config: TargetConfig, output_dir: Path) -> Target:
+    from harness.target.windows.machine import WindowsMachine
+    from harness.target.windows.stage_check import ConfiguredSessions
+
+    return WindowsMachine(output_dir, target_config, ConfiguredSessions())
+
+
 def _allure_dir(config: pytest.Config) -> Path | None:
     value = getattr(config.option, "allure_report_dir", None)
     return Path(value) if value else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    shard: Shard | None = config.option.lkdh_shard
+    if shard is None:
+        return
+    kept = [item for item in items if shard.holds(item.nodeid)]
+    dropped = [item for item in items if not shard.holds(item.nodeid)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    items[:] = kept
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -165,8 +242,19 @@ class ScenarioItem(pytest.Item):
         if scenario.known_defect:
             self.add_marker(pytest.mark.known_defect(scenario.known_defect.id))
         self.extra_keyword_matches.update(scenario.tags)
+        # Fixtures for a non-Python item, as pytest's own DoctestItem gets them (_pytest/doctest.py):
+        # the pool's session fixture, and any autouse fixture of the project.
+        self.add_marker(pytest.mark.usefixtures("lkdh_lease"))
+        self.obj = None
+        self._fixtureinfo = self.session._fixturemanager.getfixtureinfo(node=self, func=None, cls=None)
+        self.fixturenames = self._fixtureinfo.names_closure
+        self.funcargs: dict[str, object] = {}
+        from _pytest.fixtures import TopRequest
+
+        self._request = TopRequest(self, _ispytest=True)  # type: ignore[arg-type]
 
     def setup(self) -> None:
+        self._request._fillfixtures()
         # lkdh writes this item's Allure result itself (harness/report/allure_pytest.py); the label
         # lets allure-pytest's own copy be found and dropped. The parameter keeps name[sim] and
         # name[vm] apart should allure-pytest's copy be kept (the harness raised).
@@ -182,23 +270,58 @@ class ScenarioItem(pytest.Item):
             pytest.skip(reason)
 
     def runtest(self) -> None:
+        results = self.config.stash.get(ALLURE_KEY, None)
+        finished = self.config.stash[RESUMED_KEY].finished.get(self.nodeid)
+        if finished is not None:  # finished before the kill: its result (and Allure file) stands
+            record = record_from_json(finished)
+            if results is not None:
+                results.claim(self.nodeid)
+        else:
+            record = self._run_on_a_healthy_machine()
+        self.config.stash[RECORDS_KEY].append(record)
+        self.user_properties.append(("lkdh_outcome", record.outcome))
+        _conclude(record)
+
+    def _run_on_a_healthy_machine(self) -> RunRecord:
+        """Run once; with a pool, a target error whose machine then fails its health check takes
+        that machine out and runs the scenario again on the next one leased. Only the last
+        attempt's Allure result is written: the report shows the item once."""
+        seat: PoolSeat | None = self._request.getfixturevalue("lkdh_lease")
+        if seat is not None and seat.target_name != self.target_name:
+            seat = None
+        while True:
+            member = seat.member() if seat is not None else None
+            record, allure_result = self._run_once(member)
+            if seat is None or record.outcome != "error":
+                break
+            why = seat.still_healthy()
+            if why is None:  # the machine is fine: the error is the scenario's or the harness's
+                break
+            seat.take_out(f"{self.nodeid} ended in a target error ({record.error}); then {why}")
+        results = self.config.stash.get(ALLURE_KEY, None)
+        if results is not None and allure_result is not None:
+            allure_result.write()
+            results.claim(self.nodeid)
+        return record
+
+    def _run_once(self, member: str | None) -> tuple[RunRecord, AllureScenarioResult | None]:
         options = self.config.option
         output = options.lkdh_out / self.loaded.folder_name / self.target_name
         if output.exists():
             shutil.rmtree(output)
-        results = self.config.stash.get(ALLURE_KEY, None)
         listeners: list[Any] = [RunLog(output), DumpMapFiles()]
-        if results is not None:
+        journal = run_journal(self.config)
+        if journal is not None:
+            listeners.append(journal.keyed(self.nodeid))
+        allure_result = None
+        if self.config.stash.get(ALLURE_KEY, None) is not None:
             allure_result = AllureScenarioResult(self.loaded, _allure_options(self.config))
             listeners.append(allure_result)
-        with _factory(self.config).target(self.target_name, output) as target:
+        if member is not None:
+            self.user_properties.append(("lkdh_machine", member))
+        with _factory(self.config).target(self.target_name, output, member) as target:
             record = run_loaded_scenario(self.loaded, target, listeners)
-        if results is not None:
-            allure_result.write()
-            results.claim(self.nodeid)
-        self.config.stash[RECORDS_KEY].append(record)
-        self.user_properties.append(("lkdh_outcome", record.outcome))
-        _conclude(record)
+        return record, allure_result
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, ScenarioFailed | TargetError):
@@ -241,6 +364,45 @@ def _conclude(record: RunRecord) -> None:
     raise ScenarioFailed(record.failure_text())
 
 
+@pytest.fixture(scope="session")
+def lkdh_lease(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PoolSeat | None]:
+    """This worker's seat in the VM pool (None without a pool config): one machine per xdist
+    worker, leased at its first scenario and held until the worker ends; the lock dies with the
+    worker (harness/pool.py)."""
+    config = request.config
+    factory = _factory(config)
+    if factory.pool is None:
+        yield None
+        return
+    folder = lease_dir(config, tmp_path_factory)
+    config.stash[LEASE_DIR_KEY] = folder
+    remember_for_controller(config, folder)
+    seat = PoolSeat(factory, folder, config.option.lkdh_lease_timeout)
+    yield seat
+    seat.release()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist's controller: a worker ended; keep where its pool leases were, for the summary."""
+    folder = getattr(node, "workeroutput", {}).get("lkdh_lease_dir")
+    if folder:
+        node.config.stash[LEASE_DIR_KEY] = Path(folder)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):
+        return
+    folder = config.stash.get(LEASE_DIR_KEY, None)
+    if folder is None:
+        return
+    terminalreporter.section("lkdh pool")
+    for line in report_lines(folder):
+        terminalreporter.write_line(line)
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     options = session.config.option
     records = session.config.stash.get(RECORDS_KEY, [])
@@ -261,6 +423,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         if results is not None and results.omitted:
             reasons = sorted(set(results.omitted.values()))
             environment["not_run"] = f"{len(results.omitted)} items: " + "; ".join(reasons)
+        folder = session.config.stash.get(LEASE_DIR_KEY, None)
+        if folder is not None:
+            environment["pool"] = " | ".join(report_lines(folder)) or "no lease taken"
         write_allure_files(allure_dir, environment)
         write_executor(allure_dir, os.environ)
 

@@ -34,6 +34,7 @@ from harness.scenario.field_types import (
 )
 from harness.scenario.positions import NodePath, PositionIndex, format_path
 from harness.scenario.yaml_source import read_yaml_stream
+from harness.target.pool_config import PoolConfig
 from harness.target.sim.config import SimConfig
 from harness.target.windows.config import TargetConfig
 
@@ -70,13 +71,16 @@ def _read_config_text(path: Path) -> str:
         raise TargetConfigErrors([TargetConfigError(path, 1, 1, message)]) from None
 
 
-def load_any_target_config(path: Path | str) -> TargetConfig | SimConfig:
-    """A Windows VM config, or a simulator config when the file says `kind: sim`."""
+def load_any_target_config(path: Path | str) -> TargetConfig | SimConfig | PoolConfig:
+    """A Windows VM config, a simulator config when the file says `kind: sim`, or a pool of
+    either when it lists them under `pool:` (harness/target/pool_config.py)."""
     path = Path(path)
     return parse_target_config(_read_config_text(path), path, allow_sim=True)
 
 
-def parse_target_config(text: str, file: Path, *, allow_sim: bool = False) -> TargetConfig | SimConfig:
+def parse_target_config(
+    text: str, file: Path, *, allow_sim: bool = False
+) -> TargetConfig | SimConfig | PoolConfig:
     """`text` as the target config written in `file` (for positions and relative paths)."""
     read = read_yaml_stream(text, file)
     errors = [_as_config_error(error) for error in read.errors]
@@ -93,9 +97,11 @@ def parse_target_config(text: str, file: Path, *, allow_sim: bool = False) -> Ta
         found = describe_found(document.data)
         message = f"a target config is a mapping with keys name, host, winrm, ...; found {found}"
         raise TargetConfigErrors([TargetConfigError(file, document.line, document.col, message)])
-    root: type[TargetConfig] | type[SimConfig] = TargetConfig
+    root: type[TargetConfig] | type[SimConfig] | type[PoolConfig] = TargetConfig
     if allow_sim and document.data.get("kind") == "sim":
         root = SimConfig
+    elif allow_sim and "pool" in document.data:
+        root = PoolConfig
     try:
         return root.model_validate(document.data, context={"base_dir": file.parent.absolute()})
     except ValidationError as exc:

@@ -3,16 +3,20 @@
 A fresh simulator per scenario (cheap, and nothing leaks between scenarios); one Windows machine for
 the whole run (its sessions and provisioning are expensive), pointed at each scenario's output
 folder in turn. `prepare()` gives every scenario a clean machine either way.
+
+With a pool config (`pool:`, harness/target/pool_config.py) the caller names the member it leased
+(harness/pool.py) and gets that machine; one WindowsMachine is kept per member.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from harness.scenario.errors import ScenarioErrors
 from harness.target.base import Target, TargetError
+from harness.target.pool_config import PoolConfig
 from harness.target.sim import SimSettings, SimulatedMachine
 from harness.target.sim.config import SimConfig
 from harness.target.windows.config import TargetConfig
@@ -20,19 +24,44 @@ from harness.target_config import load_any_target_config
 
 TARGET_NAMES = ("sim", "vm")
 
+MachineBuilder = Callable[[TargetConfig, Path], Target]
+"""Builds the Target for one Windows VM config (default: a WindowsMachine over real sessions)."""
+
+
+def _windows_machine_for(config: TargetConfig, output_dir: Path) -> Target:
+    from harness.target.windows.machine import WindowsMachine
+    from harness.target.windows.stage_check import ConfiguredSessions
+
+    return WindowsMachine(output_dir, config, ConfiguredSessions())
+
 
 class TargetFactory:
-    """Targets for one run, from `--target-config` (a VM, or `kind: sim`) and `--sim-profile`."""
+    """Targets for one run, from `--target-config` (a VM, `kind: sim`, or a pool of either) and
+    `--sim-profile`."""
 
-    def __init__(self, *, sim_profile: str | None = None, target_config: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        sim_profile: str | None = None,
+        target_config: Path | None = None,
+        machine_builder: MachineBuilder | None = None,
+    ) -> None:
         self.sim_profile = sim_profile
         self.config_path = target_config
-        self._config: TargetConfig | SimConfig | None = None
+        self.machine_builder = machine_builder or _windows_machine_for
+        self.collected_before: frozenset[tuple[str, str]] = frozenset()
+        """(remote name, SHA-256) of dumps a resumed run's journal says were already collected."""
+        self._config: TargetConfig | SimConfig | PoolConfig | None = None
         self._loaded = False
-        self._windows: Target | None = None
+        self._windows: dict[str, Target] = {}
 
     @property
-    def config(self) -> TargetConfig | SimConfig | None:
+    def pool(self) -> PoolConfig | None:
+        """The pool the target config lists, or None for a single machine (or none)."""
+        return self.config if isinstance(self.config, PoolConfig) else None
+
+    @property
+    def config(self) -> TargetConfig | SimConfig | PoolConfig | None:
         """The target config, loaded on first use; TargetError naming every problem at file:line:col."""
         if not self._loaded and self.config_path is not None:
             try:
@@ -48,41 +77,65 @@ class TargetFactory:
             return "no Windows VM configured: pass --target-config vm/my-vm.yaml to run hardware items"
         if isinstance(self.config, SimConfig):
             return f"{self.config_path} describes the simulator (kind: sim), not a Windows VM"
+        if self.pool is not None and self.pool.target_name == "sim":
+            return f"{self.config_path} lists a pool of simulators (kind: sim), not Windows VMs"
         return None
 
     @contextmanager
-    def target(self, name: str, output_dir: Path) -> Iterator[Target]:
-        """The target for one scenario writing under `output_dir`."""
+    def target(self, name: str, output_dir: Path, member: str | None = None) -> Iterator[Target]:
+        """The target for one scenario writing under `output_dir`; `member` is the pool machine
+        leased for it (required when the pool serves this target)."""
         if name == "sim":
-            with SimulatedMachine(output_dir, self.sim_settings()) as machine:
+            with SimulatedMachine(output_dir, self.sim_settings(member)) as machine:
                 yield machine
         elif name == "vm":
-            machine = self._windows_machine(output_dir)
+            machine = self._windows_machine(output_dir, member)
             machine.output_dir = output_dir
             yield machine
         else:
             raise TargetError(f"unknown target {name!r}; choose one of {', '.join(TARGET_NAMES)}")
 
-    def sim_settings(self) -> SimSettings:
-        """The simulator's settings: the `kind: sim` config if given; an explicit profile wins."""
-        if isinstance(self.config, SimConfig):
-            return self.config.settings(self.sim_profile)
+    def sim_settings(self, member: str | None = None) -> SimSettings:
+        """The simulator's settings: the `kind: sim` config (or pool member) if given; an explicit
+        profile wins. Simulators in one pool differ in name only, so any member's settings stand
+        for the pool's."""
+        config = self.config
+        if isinstance(config, PoolConfig) and config.target_name == "sim":
+            config = config.member(member) if member is not None else config.pool[0]
+        if isinstance(config, SimConfig):
+            return config.settings(self.sim_profile)
         return SimSettings(profile=self.sim_profile) if self.sim_profile else SimSettings()
 
+    def health_check(self, member: str) -> str:
+        """Check one pool member without changing it (TargetError when unhealthy): a simulator is
+        built on demand and always answers; a VM is asked `Target.health_check()`."""
+        pool = self.pool
+        assert pool is not None
+        if pool.target_name == "sim":
+            return "simulator"
+        return self._windows_machine(Path("lkdh-out"), member).health_check()
+
     def close(self) -> None:
-        if self._windows is not None:
-            self._windows.close()
-            self._windows = None
+        machines, self._windows = list(self._windows.values()), {}
+        for machine in machines:
+            machine.close()
 
-    def _windows_machine(self, output_dir: Path) -> Target:
-        if self._windows is None:
-            reason = self.vm_skip_reason()
-            if reason is not None:
-                raise TargetError(reason)
-            config = self.config
-            assert isinstance(config, TargetConfig)
-            from harness.target.windows.machine import WindowsMachine
-            from harness.target.windows.stage_check import ConfiguredSessions
-
-            self._windows = WindowsMachine(output_dir, config, ConfiguredSessions())
-        return self._windows
+    def _windows_machine(self, output_dir: Path, member: str | None = None) -> Target:
+        reason = self.vm_skip_reason()
+        if reason is not None:
+            raise TargetError(reason)
+        config = self.config
+        if isinstance(config, PoolConfig):
+            if member is None:
+                raise TargetError(
+                    f"{self.config_path} lists a pool of {len(config.pool)} VMs: run it with pytest"
+                    " (-n N leases one VM per worker), or give lkdh run one VM's config"
+                )
+            config = config.member(member)
+        assert isinstance(config, TargetConfig)
+        if config.name not in self._windows:
+            machine = self.machine_builder(config, output_dir)
+            if self.collected_before and hasattr(machine, "collected_before"):
+                machine.collected_before = set(self.collected_before)
+            self._windows[config.name] = machine
+        return self._windows[config.name]

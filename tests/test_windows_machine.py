@@ -425,16 +425,41 @@ def test_scenarios_are_spaced_by_the_one_report_per_minute_rule(lab: Lab) -> Non
     lab.machine.prepare()
     assert lab.sleeps == [], "no Create yet: nothing to wait for"
 
+    created = lab.vm.sim.now
     lab.machine.execute(Create(0x1A2))
     lab.vm.sim.now += 15  # the rest of the scenario took 15 s
     lab.machine.prepare()
-    assert lab.sleeps == [pytest.approx(45.0)]
+    assert lab.vm.sim.now - created >= 60
+    assert lab.sleeps == [], "the reboot (45 s on the double) and the 15 s already fill the minute"
 
     lab.sleeps.clear()
     lab.machine.execute(Create(0x1A2))
     lab.machine.execute(Wait(61))
     lab.machine.prepare()
     assert lab.sleeps == [61], "a minute has passed already: only the scenario's own wait"
+
+
+def test_the_one_minute_spacing_runs_while_the_machine_reboots_and_is_provisioned(lab: Lab) -> None:
+    """The minute counts from the last Create and overlaps the reset: only what is left of it once
+    the machine is ready is waited, after the restart, not before it (fake clock: the simulator's,
+    which the double's reboot advances as a real reboot takes time)."""
+    lab.machine.execute(Create(0x1A2))
+    created, mark = lab.vm.sim.now, len(lab.vm.calls)
+    calls_at_sleep: list[int] = []
+    sleep = lab.machine._sleep
+
+    def recording_sleep(seconds: float) -> None:
+        calls_at_sleep.append(len(lab.vm.calls))
+        sleep(seconds)
+
+    lab.machine._sleep = recording_sleep
+    lab.sleeps.clear()
+    lab.machine.prepare()
+    (spacing,) = lab.sleeps
+    done = lab.calls_since(mark)[: calls_at_sleep[0] - mark]
+    assert "restart-computer" in done and "list-dumps" in done, "it waited after the reset, not before"
+    assert 0 < spacing < 60
+    assert lab.vm.sim.now - created == pytest.approx(60), "a minute in all, not a minute plus the reset"
 
 
 def test_a_device_that_does_not_start_after_the_reboot_fails_prepare(

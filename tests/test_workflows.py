@@ -24,6 +24,7 @@ ALLOWED_ACTIONS = {
     "actions/checkout",
     "actions/setup-python",
     "actions/upload-artifact",
+    "actions/download-artifact",
     "actions/cache/restore",
     "actions/cache/save",
     "actions/upload-pages-artifact",
@@ -142,3 +143,28 @@ def test_nightly_checks_the_target_runs_hardware_and_keeps_history() -> None:
     publish = workflow["jobs"]["publish"]
     assert publish["permissions"] == {"pages": "write", "id-token": "write"}
     assert workflow["permissions"] == {"contents": "read"}
+
+
+def test_sharded_nightly_runs_each_shard_once_on_its_own_host_and_merges_one_report() -> None:
+    """N matrix entries, shards 1..N of SHARDS=N, each on its own host label with its pool; the
+    report job copies every shard's results into one folder and generates one report."""
+    workflow = load(REPO_ROOT / ".github" / "workflows" / "nightly-shards.yml")
+    shard = workflow["jobs"]["shard"]
+    include = shard["strategy"]["matrix"]["include"]
+    assert [entry["shard"] for entry in include] == list(range(1, int(workflow["env"]["SHARDS"]) + 1))
+    assert len({entry["host"] for entry in include}) == len(include), "one shard per host"
+    assert shard["runs-on"] == ["self-hosted", "linux", "lkdh-vm-host", "${{ matrix.host }}"]
+    shard_scripts = [s.get("run", "") for s in shard["steps"]]
+    check = next(i for i, s in enumerate(shard_scripts) if 'lkdh target check "$LKDH_POOL_CONFIG"' in s)
+    (tests,) = [i for i, s in enumerate(shard_scripts) if "pytest" in s]
+    assert check < tests
+    run = shard_scripts[tests]
+    assert '--lkdh-shard "${{ matrix.shard }}/$SHARDS"' in run and '-n "$LKDH_POOL_WORKERS"' in run
+    assert "--alluredir allure-results" in run and "--target-config" in run
+    report = workflow["jobs"]["report"]
+    assert report["needs"] == "shard"
+    scripts = [step.get("run", "") for step in report["steps"]]
+    merge = next(s for s in scripts if "allure generate" in s)
+    assert merge.index("shards/*/allure-results") < merge.index("allure generate allure-results")
+    uses = [step.get("uses", "") for step in report["steps"]]
+    assert uses[0] == "actions/download-artifact@v4"

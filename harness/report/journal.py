@@ -18,6 +18,7 @@ re-running half a scenario would need the machine's state at the cut, which only
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from dataclasses import dataclass, field
@@ -36,17 +37,33 @@ class JournalError(ValueError):
 
 
 class RunJournal(RunListener):
-    """Appends one fsynced JSON line per run event to `path`."""
+    """Appends one fsynced JSON line per run event to `path`.
+
+    Events name their scenario by `record.scenario` (what `lkdh run` resumes by); `keyed(name)`
+    gives a view that names them `name` instead (the pytest plugin resumes by item node id, since
+    one scenario is an item per target). Several processes may append to one journal (xdist
+    workers): each line is one O_APPEND write, which Linux never interleaves."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.key: str | None = None
+        self._owner = True
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         if os.fstat(self._fd).st_size == 0:
             self._append({"event": "journal", "version": VERSION})
 
+    def keyed(self, key: str) -> RunJournal:
+        """This journal, naming every event's scenario `key`; closing the view closes nothing."""
+        view = copy.copy(self)
+        view.key, view._owner = key, False
+        return view
+
+    def _name(self, record: RunRecord) -> str:
+        return self.key if self.key is not None else record.scenario
+
     def close(self) -> None:
-        if self._fd >= 0:
+        if self._fd >= 0 and self._owner:
             os.close(self._fd)
             self._fd = -1
 
@@ -65,7 +82,7 @@ class RunJournal(RunListener):
         self._append(
             {
                 "event": "scenario_started",
-                "scenario": record.scenario,
+                "scenario": self._name(record),
                 "file": str(record.file),
                 "target": record.target,
             }
@@ -73,14 +90,14 @@ class RunJournal(RunListener):
 
     def step_finished(self, record: RunRecord, step: StepRecord) -> None:
         self._append(
-            {"event": "step", "scenario": record.scenario, "index": step.index, "outcome": step.outcome}
+            {"event": "step", "scenario": self._name(record), "index": step.index, "outcome": step.outcome}
         )
 
     def dump_collected(self, record: RunRecord, dump: CollectedDump, summary: str) -> None:
         self._append(
             {
                 "event": "dump",
-                "scenario": record.scenario,
+                "scenario": self._name(record),
                 "path": str(dump.path),
                 "sha256": dump.sha256,
                 "remote_name": dump.remote_name,
@@ -88,7 +105,9 @@ class RunJournal(RunListener):
         )
 
     def scenario_finished(self, record: RunRecord) -> None:
-        self._append({"event": "scenario_finished", "scenario": record.scenario, "record": record.to_json()})
+        self._append(
+            {"event": "scenario_finished", "scenario": self._name(record), "record": record.to_json()}
+        )
 
 
 @dataclass

@@ -75,6 +75,12 @@ class Target(ABC):
             return None
         return f"the {self.name} target cannot apply machine settings ({settings.describe()})"
 
+    def health_check(self) -> str:
+        """Reach the machine without changing it and say in one line what answered; TargetError
+        when it cannot be reached. A VM pool takes a machine that fails this out (harness/pool.py).
+        The default has nothing to reach."""
+        return f"{self.name}: nothing to reach"
+
     def close(self) -> None:  # noqa: B027 - optional hook: most targets hold nothing to release
         """Release connections; the default holds nothing."""
 

@@ -100,6 +100,9 @@ class WindowsMachine(Target):
         self._next_slot = 1
         self._known_dumps: set[DumpKey] = set()
         self._pulled: set[Path] = set()
+        self.collected_before: set[tuple[str, str]] = set()
+        """(remote name, SHA-256) of dumps a resumed run's journal says were collected before the
+        kill (harness/report/journal.py): seen again on the guest, they are not pulled twice."""
         self._last_create: float | None = None
         self._boot: BootIdentity | None = None
         self._prepared = False
@@ -119,7 +122,6 @@ class WindowsMachine(Target):
         self._read_declared_build()
         if self.package is None:
             self.package = self._preflight()
-        self._honour_report_spacing()
         if self.config.hypervisor.kind != "none":
             self.hypervisor.revert()
             self.guest.close()
@@ -135,6 +137,15 @@ class WindowsMachine(Target):
         self._forget_boot()
         self._known_dumps = {_dump_key(dump) for dump in self._list_dumps()}
         self._prepared = True
+        self._honour_report_spacing()  # last: the revert, boot and provisioning count towards it
+
+    def health_check(self) -> str:
+        """The VM answers (host-info, read-only) and so does its hypervisor (`check`, read-only)."""
+        info = self.guest.script("host-info", {})
+        found = f"{self.config.name}: {info.get('computer_name')} answers as {info.get('user')}"
+        if self.config.hypervisor.kind != "none":
+            found += f"; {self.hypervisor.check()}"
+        return found
 
     def configure(self, settings: MachineSettings) -> str | None:
         """A scenario's `machine:`, applied at the next prepare() (machine_setup.py): module settings
@@ -236,6 +247,12 @@ class WindowsMachine(Target):
         for dump in fresh:
             sha256 = hashes[dump["path"]]["sha256"]
             relative = PureWindowsPath(dump["relative_name"])
+            if (relative.as_posix(), sha256) in self.collected_before:
+                log.info(
+                    "%s: %s was collected before the resume (SHA-256 %s)", self.config.name, relative, sha256
+                )
+                self._known_dumps.add(_dump_key(dump))
+                continue
             local = self._local_copy(self.output_dir / "dumps" / Path(*relative.parts))
             self.guest.download(dump["path"], local, size=int(dump["size"]), sha256=sha256)
             collected.append(CollectedDump(local, dump["kind"], sha256, str(relative.as_posix())))
@@ -495,7 +512,9 @@ class WindowsMachine(Target):
 
     def _honour_report_spacing(self) -> None:
         """F06: one live report per minute per machine. Scenarios that test the rule create twice in
-        a row on purpose, so spacing is enforced only between scenarios, here."""
+        a row on purpose, so spacing is enforced only between scenarios, here. The minute counts
+        from the last Create and runs while the machine is reverted, booted and provisioned: only
+        what is left of it once the machine is ready is waited, at the end of prepare()."""
         if self._last_create is None:
             return
         wait = self.config.live_dumps.minimum_spacing_seconds - (self._clock() - self._last_create)
