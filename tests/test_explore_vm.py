@@ -32,7 +32,7 @@ def test_the_same_seed_gives_the_same_sequences_on_the_windows_target(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     lab = build_lab(tmp_path, monkeypatch, packages, identity, profile="dmf-bfac434")
-    monkeypatch.setattr(TargetFactory, "_windows_machine", lambda self, output_dir: lab.machine)
+    monkeypatch.setattr(TargetFactory, "_windows_machine", lambda self, output_dir, member=None: lab.machine)
     (config,) = tmp_path.glob("win-double-*.yaml")
     campaign = ["explore", "--seed", "1", "--steps", "4", "--examples", "6", "--findings", "1"]
     vm_out, sim_out = tmp_path / "explore-vm", tmp_path / "explore-sim"
