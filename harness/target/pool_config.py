@@ -9,12 +9,17 @@ target config, the same document a single-VM config file holds; the file is read
       - name: win11-a
         host: win11-a.example.test
         winrm: {username: lkdh-admin, password: {env: LKDH_WINRM_PASSWORD}}
-        hypervisor: {kind: libvirt, ssh: {...}, domain: win11-a, snapshot: clean-driver-ready}
+        hypervisor: {kind: libvirt, domain: win11-a, snapshot: clean-driver-ready,
+                     ssh: {host: kvm-host.example.test, user: lkdh, key_file: ~/.ssh/lkdh_ed25519}}
         driver: {package: ../driver/build/LkdhTestDriver, hardware_id: Root\\LkdhTestDriver,
                  lkdctl: ../driver/build/lkdctl.exe}
       - name: win11-b
         host: win11-b.example.test
-        ...
+        winrm: {username: lkdh-admin, password: {env: LKDH_WINRM_PASSWORD}}
+        hypervisor: {kind: libvirt, domain: win11-b, snapshot: clean-driver-ready,
+                     ssh: {host: kvm-host.example.test, user: lkdh, key_file: ~/.ssh/lkdh_ed25519}}
+        driver: {package: ../driver/build/LkdhTestDriver, hardware_id: Root\\LkdhTestDriver,
+                 lkdctl: ../driver/build/lkdctl.exe}
 
 Rules, and why:
 - names are unique: a lease is a lock file named after the member, and reports name the member;
