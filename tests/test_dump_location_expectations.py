@@ -9,35 +9,14 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from scenario_runs import only_failure, position, run_text
 
-from harness.runner import run_scenario
 from harness.scenario import ScenarioErrors, load_scenario_file
 from harness.scenario.schema import scenario_json_schema
 from harness.target.machine_settings import MachineSettings
 from harness.target.ops import Create
 from harness.target.sim import SimSettings, SimulatedMachine
 from harness.target.status import STATUS_UNSUCCESSFUL
-
-
-def run_text(tmp_path: Path, text: str, profile: str = "dmf-bfac434"):
-    path = tmp_path / "scenario.yaml"
-    path.write_text(text, encoding="utf-8")
-    (loaded,) = load_scenario_file(path)
-    return run_scenario(loaded, SimulatedMachine(tmp_path / "out", SimSettings(profile=profile)))
-
-
-def position(tmp_path: Path, text: str, needle: str) -> str:
-    before = text[: text.rindex(needle)]
-    line = before.count("\n") + 1
-    col = len(before) - (before.rfind("\n") + 1) + 1
-    return f"{tmp_path / 'scenario.yaml'}:{line}:{col}"
-
-
-def only_failure(record) -> str:
-    assert record.outcome == "failed", record.failure_text()
-    (step,) = record.failed_steps
-    (failure,) = step.failures
-    return failure
 
 
 def folder_scenario(report_type: str, folder: str, known_defect: str = "") -> str:

@@ -11,38 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from scenario_runs import only_failure, position, run_text
 
-from harness.runner import run_scenario
-from harness.scenario import load_scenario_file
 from harness.scenario.check import check_paths
-from harness.target.sim import SimSettings, SimulatedMachine
 from harness.target.sim.lkmdtel import LiveDumpService
 from harness.target.sim.memory import KernelMemory
 from harness.target.status import STATUS_OBJECT_NAME_COLLISION, STATUS_SUCCESS
-
-
-def run_text(tmp_path: Path, text: str, profile: str = "dmf-bfac434"):
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    path = tmp_path / "scenario.yaml"
-    path.write_text(text, encoding="utf-8")
-    (loaded,) = load_scenario_file(path)
-    return run_scenario(loaded, SimulatedMachine(tmp_path / "out", SimSettings(profile=profile)))
-
-
-def position(tmp_path: Path, text: str, needle: str) -> str:
-    """`file:line:col` of the last `needle` in `text` (1-based, as the loader reports)."""
-    before = text[: text.rindex(needle)]
-    line = before.count("\n") + 1
-    col = len(before) - (before.rfind("\n") + 1) + 1
-    return f"{tmp_path / 'scenario.yaml'}:{line}:{col}"
-
-
-def only_failure(record) -> str:
-    assert record.outcome == "failed", record.failure_text()
-    (step,) = record.failed_steps
-    (failure,) = step.failures
-    return failure
-
 
 STORED = """\
 name: t

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from scenario_runs import run_text
 
 from harness.runner import run_scenario
 from harness.scenario import load_scenario_file, load_scenarios
@@ -13,13 +14,6 @@ from harness.target.sim import SimSettings, SimulatedMachine
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 SHIPPED = load_scenarios(REPO_ROOT / "scenarios")
-
-
-def run_text(tmp_path: Path, text: str, profile: str = "dmf-bfac434"):
-    path = tmp_path / "scenario.yaml"
-    path.write_text(text, encoding="utf-8")
-    (loaded,) = load_scenario_file(path)
-    return run_scenario(loaded, SimulatedMachine(tmp_path / "out", SimSettings(profile=profile)))
 
 
 def test_shipped_suite_has_the_scenarios_the_spine_needs() -> None:
