@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from harness.dump import TriageDumpSpec, open_dump, write_triage_dump
@@ -122,6 +123,36 @@ def kdmp_scan(path: Path, plain: list[tuple[str, int, bytes]]) -> int:
     return mismatches
 
 
+def time_rounds(
+    path: Path, expect: DumpExpect, context: DumpContext, peer_name: str, peer: Callable[[], int], repeat: int
+) -> tuple[dict[str, list[float]], int, int]:
+    """`repeat` alternating rounds of lkdh's check_dump (checks alone, and open + checks) and the
+    peer on the same file; the verdicts must be the same in every round."""
+    runs: dict[str, list[float]] = {"lkdh checks": [], "lkdh open+checks": [], peer_name: []}
+    verdicts = set()
+    for _ in range(repeat):
+        began = time.perf_counter()
+        with open_dump(path) as dump:
+            opened = time.perf_counter()
+            found = check_dump(expect, dump, context)
+            done = time.perf_counter()
+        runs["lkdh checks"].append(done - opened)
+        runs["lkdh open+checks"].append(done - began)
+        began = time.perf_counter()
+        theirs = peer()
+        runs[peer_name].append(time.perf_counter() - began)
+        verdicts.add((len(found), theirs))
+    ((ours, theirs),) = verdicts
+    return runs, ours, theirs
+
+
+def print_per_check(per: dict[str, float], peer_name: str) -> None:
+    for name, micro in per.items():
+        print(f"  {name:<18} {micro:9.1f} us/check")
+    print(f"  ratio {peer_name} / lkdh checks      {per[peer_name] / per['lkdh checks']:6.1f}x")
+    print(f"  ratio {peer_name} / lkdh open+checks {per[peer_name] / per['lkdh open+checks']:6.1f}x")
+
+
 def measure_memory_dump(repeat: int) -> None:
     """The 400 contains on a full live dump of the same ranges: lkdh by page walk vs kdmp-parser."""
     with tempfile.TemporaryDirectory() as folder:
@@ -132,28 +163,13 @@ def measure_memory_dump(repeat: int) -> None:
         path = write_memory_dump(Path(folder) / "full.dmp", MemoryDumpSpec(header, ranges, dump_type=6))
         expect = DumpExpect(contains=expect.contains)
         plain = [item for item in plain if item[0] == "contains"]
-        runs: dict[str, list[float]] = {"lkdh checks": [], "lkdh open+checks": [], "kdmp-parser": []}
-        verdicts = set()
-        for _ in range(repeat):
-            began = time.perf_counter()
-            with open_dump(path) as dump:
-                opened = time.perf_counter()
-                found = check_dump(expect, dump, context)
-                done = time.perf_counter()
-            runs["lkdh checks"].append(done - opened)
-            runs["lkdh open+checks"].append(done - began)
-            began = time.perf_counter()
-            peer = kdmp_scan(path, plain)
-            runs["kdmp-parser"].append(time.perf_counter() - began)
-            verdicts.add((len(found), peer))
-    ((ours, theirs),) = verdicts
+        runs, ours, theirs = time_rounds(
+            path, expect, context, "kdmp-parser", lambda: kdmp_scan(path, plain), repeat
+        )
     assert ours == theirs, f"verifier found {ours} mismatches, kdmp-parser {theirs}"
     per = {name: statistics.median(times) / len(plain) * 1e6 for name, times in runs.items()}
     print(f"full live dump of the same {BLOCKS} ranges, {len(plain)} contains: {ours} mismatches (both)")
-    for name, micro in per.items():
-        print(f"  {name:<18} {micro:9.1f} us/check")
-    print(f"  ratio kdmp-parser / lkdh checks      {per['kdmp-parser'] / per['lkdh checks']:6.1f}x")
-    print(f"  ratio kdmp-parser / lkdh open+checks {per['kdmp-parser'] / per['lkdh open+checks']:6.1f}x")
+    print_per_check(per, "kdmp-parser")
 
 
 def measure(failing: bool, repeat: int, with_excludes: bool) -> None:
@@ -165,29 +181,14 @@ def measure(failing: bool, repeat: int, with_excludes: bool) -> None:
             expect = DumpExpect(contains=expect.contains)
             plain = [item for item in plain if item[0] == "contains"]
         checks = len(plain)
-        runs: dict[str, list[float]] = {"lkdh checks": [], "lkdh open+checks": [], "plain scan": []}
-        verdicts = set()
-        for _ in range(repeat):
-            began = time.perf_counter()
-            with open_dump(path) as dump:
-                opened = time.perf_counter()
-                found = check_dump(expect, dump, context)
-                done = time.perf_counter()
-            runs["lkdh checks"].append(done - opened)
-            runs["lkdh open+checks"].append(done - began)
-            began = time.perf_counter()
-            peer = plain_scan(path, plain)
-            runs["plain scan"].append(time.perf_counter() - began)
-            verdicts.add((len(found), peer))
-    ((ours, theirs),) = verdicts
+        runs, ours, theirs = time_rounds(
+            path, expect, context, "plain scan", lambda: plain_scan(path, plain), repeat
+        )
     assert ours == theirs, f"verifier found {ours} mismatches, the plain scan {theirs}"
     per = {name: statistics.median(times) / checks * 1e6 for name, times in runs.items()}
     kind = ("with failures" if failing else "all met") + ("" if with_excludes else ", contains only")
     print(f"{BLOCKS} blocks, {checks} expectations, {kind}: {ours} mismatches (both), median of {repeat}")
-    for name, micro in per.items():
-        print(f"  {name:<18} {micro:9.1f} us/check")
-    print(f"  ratio plain scan / lkdh checks      {per['plain scan'] / per['lkdh checks']:6.1f}x")
-    print(f"  ratio plain scan / lkdh open+checks {per['plain scan'] / per['lkdh open+checks']:6.1f}x")
+    print_per_check(per, "plain scan")
 
 
 if __name__ == "__main__":
