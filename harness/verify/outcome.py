@@ -154,7 +154,7 @@ def check_crash_dump(
     contents: list[Mismatch] | None = None
     for dump_file in crash_dumps:
         found_here, summary, contents_here = _check_one_crash_dump(
-            expect, crash, dump_file, path, context if contents is None else None
+            expect, crash, dump_file, path, context, check_contents=contents is None
         )
         mismatches += found_here
         summaries.append(summary)
@@ -177,9 +177,11 @@ def _check_one_crash_dump(
     dump_file: CollectedDump,
     path: tuple[str, ...],
     context: DumpContext | None,
+    *,
+    check_contents: bool,
 ) -> tuple[list[Mismatch], str, list[Mismatch] | None]:
-    """The code and parameters of one crash dump; and `expect.crash_dump` on it when it is a triage
-    dump and `context` is given (None: not checked here)."""
+    """The code and parameters of one crash dump; and, when `check_contents` and it is a triage
+    dump, `expect.crash_dump` on it (None: not checked here)."""
     try:
         dump = open_dump(dump_file.path)
     except DumpFormatError as error:
@@ -189,7 +191,7 @@ def _check_one_crash_dump(
         found = (header.bugcheck_code, *header.bugcheck_parameters)
         summary = describe(dump)
         contents = None
-        if expect.crash_dump is not None and type(dump) is KernelDump:
+        if check_contents and expect.crash_dump is not None and type(dump) is KernelDump:
             contents = (
                 check_crash_dump_contents(expect.crash_dump, dump, context)
                 if context is not None
