@@ -32,6 +32,13 @@ def fixture_dumps() -> Path:
 pytest_plugins = ["pytester", "required_tools"]
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    """How the KVM guest tests will run (KVM, emulated, or skipped and why), before they take minutes."""
+    from kvm_guest import accelerator_header
+
+    return accelerator_header()
+
+
 @pytest.fixture(scope="session")
 def identity(tmp_path_factory: pytest.TempPathFactory) -> SigningIdentity:
     """A throwaway code-signing identity (tests/signing.py) shared by the Windows-target tests."""

@@ -34,34 +34,46 @@ REPO_ROOT = TESTS.parent
 ADMIN = "lkdh-admin"
 BUNDLE_DIR = "/opt/lkdh"
 SHELL = f"{BUNDLE_DIR}/bin/lkdh-cmd"
-GUEST_MODULES = ("windows_double.py", "windows_guest_double.py")
+GUEST_ENTRY = "windows_guest_double"
+"""The module the guest runs; the tests/ modules it imports are found by importing it (`_modules_used`),
+so a module split out of the double later is bundled without anyone remembering to list it."""
 EXTRA_PACKAGES = ("pefile", "ordlookup", "peutils")
 """Imported only when a driver is installed (the double reads the .sys version with pefile)."""
 SKIPPED_PARTS = frozenset({"tests", "testing", "__editable__", "_distutils_hack"})
 
 
-IMPORTED_FROM_SITE = """
-import json, sys
+IMPORTED_BY_ENTRY = """
+import importlib, json, sys
 sys.path.insert(0, sys.argv[1])
-import windows_guest_double
-print(json.dumps(sorted({m.__file__ for m in list(sys.modules.values())
-                         if getattr(m, "__file__", None) and "site-packages" in m.__file__})))
+importlib.import_module(sys.argv[2])
+print(json.dumps(sorted({m.__file__ for m in list(sys.modules.values()) if getattr(m, "__file__", None)})))
 """
 """Run in a fresh interpreter: this process has pytest's own imports, which the guest does not need."""
 
 
-def _site_packages_used() -> list[Path]:
-    """Top-level modules and packages of site-packages that the double imports, found by importing it."""
+def _modules_used() -> list[Path]:
+    """Every module file the guest's entry module imports, found by importing it in a fresh interpreter."""
     found = subprocess.run(
-        [sys.executable, "-c", IMPORTED_FROM_SITE, str(TESTS)],
+        [sys.executable, "-c", IMPORTED_BY_ENTRY, str(TESTS), GUEST_ENTRY],
         check=True,
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,
     )
+    return [Path(origin) for origin in json.loads(found.stdout)]
+
+
+def _test_modules_used(modules: list[Path]) -> list[Path]:
+    """The tests/ modules among them (the double and what it was split into)."""
+    return sorted(path for path in modules if path.parent == TESTS)
+
+
+def _site_packages_used(modules: list[Path]) -> list[Path]:
+    """Top-level modules and packages of site-packages among them."""
     roots: set[Path] = set()
-    for origin in json.loads(found.stdout):
-        path = Path(origin)
+    for path in modules:
+        if "site-packages" not in path.parts:
+            continue
         site = next(parent for parent in path.parents if parent.name == "site-packages")
         top = site / path.relative_to(site).parts[0]
         if not top.name.startswith(("__editable__", "_distutils_hack")):
@@ -86,10 +98,11 @@ def build_bundle(destination: Path) -> Path:
     """A .tar.gz of everything the double needs in the guest, relative to BUNDLE_DIR."""
     with tarfile.open(destination, "w:gz", compresslevel=1) as bundle:
         bundle.add(REPO_ROOT / "harness", "harness", filter=_keep)
-        for name in GUEST_MODULES:
-            bundle.add(TESTS / name, name)
+        modules = _modules_used()
+        for module in _test_modules_used(modules):
+            bundle.add(module, module.name)
         bundle.add(TESTS / "windows_guest_shell.py", "bin/lkdh-cmd")
-        for root in _site_packages_used():
+        for root in _site_packages_used(modules):
             bundle.add(root, root.name, filter=_keep)
     return destination
 

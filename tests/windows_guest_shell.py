@@ -44,6 +44,13 @@ def _connect() -> socket.socket | None:
     return client
 
 
+def _log_since(offset: int) -> str:
+    """What the double wrote to its log since `offset`: its traceback when it died starting."""
+    with open(DAEMON_LOG, "rb") as log:
+        log.seek(offset)
+        return log.read()[-4000:].decode("utf-8", "replace")
+
+
 def _start_daemon() -> socket.socket:
     """Start the double once per boot (a lock keeps two first commands from starting two)."""
     with open(LOCK, "w") as lock:
@@ -52,7 +59,8 @@ def _start_daemon() -> socket.socket:
         if client is not None:
             return client
         with open(DAEMON_LOG, "ab") as log:
-            subprocess.Popen(
+            started = log.tell()
+            daemon = subprocess.Popen(
                 [PYTHON, "-m", "windows_guest_double"],
                 cwd=BUNDLE,
                 env={"PYTHONPATH": BUNDLE, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
@@ -66,6 +74,12 @@ def _start_daemon() -> socket.socket:
             client = _connect()
             if client is not None:
                 return client
+            if (
+                daemon.poll() is not None
+            ):  # it died starting (an import error): say so now, not at the deadline
+                sys.stderr.write(f"lkdh-cmd: the Windows double exited with {daemon.returncode} at start:\n")
+                sys.stderr.write(_log_since(started))
+                sys.exit(255)
             time.sleep(0.2)
     sys.stderr.write(f"lkdh-cmd: the Windows double did not start within {START_DEADLINE:g} s\n")
     sys.exit(255)
