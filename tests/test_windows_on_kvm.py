@@ -15,7 +15,7 @@ QMP, the guest reboots itself), the boot identity (counted from the kernel's boo
 Provisioning runs once, on the fresh machine (test signing and Driver Verifier need one real reboot),
 and the provisioned machine becomes the snapshot `driver-ready` every scenario reverts to, as a lab's
 `clean-driver-ready` checkpoint is used. Each scenario's step outcomes, statuses, bugchecks and dumps
-must equal a direct simulator run's. Commands go over SSH, not WinRM: no WinRM server runs on Linux
+must equal a direct simulator run's. The config says `commands: ssh`: no WinRM server runs on Linux
 (windows_guest.py). Skipped, with the reason, where the guest cannot boot (kvm_guest.py).
 """
 
@@ -30,7 +30,6 @@ import pytest
 from driver_package import BuiltPackage
 from signing import SigningIdentity
 from test_windows_machine import _dump_facts, _step_facts
-from windows_guest import SshCommandSessions
 from windows_kvm_lab import PANIC_TEXT, PROFILE, SNAPSHOT, WindowsLab, lab_missing_reason, provisioned_lab
 
 from harness.record import RunRecord
@@ -39,6 +38,7 @@ from harness.scenario import load_scenarios
 from harness.target.sim import SimSettings, SimulatedMachine
 from harness.target.windows.machine import WindowsMachine
 from harness.target.windows.qemu_hypervisor import AttachedQemu, QemuHypervisor
+from harness.target.windows.stage_check import ConfiguredSessions
 
 KVM_MISSING = lab_missing_reason()
 pytestmark = pytest.mark.skipif(KVM_MISSING is not None, reason=KVM_MISSING or "")
@@ -75,8 +75,7 @@ def test_shipped_scenarios_on_the_guest_give_the_simulators_outcomes(windows_lab
     is a real panic (GUEST_PANICKED, the panic text in the console kept for the run) and the
     machine after it is clean again."""
     lab = windows_lab
-    sessions = SshCommandSessions("127.0.0.1", lab.config.ssh)
-    machine = WindowsMachine(lab.folder / "runs", lab.config, sessions)
+    machine = WindowsMachine(lab.folder / "runs", lab.config, ConfiguredSessions())
     assert isinstance(machine.hypervisor, QemuHypervisor), "kind: qemu in the config"
     assert SNAPSHOT in machine.hypervisor.check()
     loaded_by_name = {item.scenario.name: item for item in load_scenarios(REPO_ROOT / "scenarios")}

@@ -9,10 +9,11 @@ adds the account the harness logs in as, `lkdh-admin`, whose login shell is wind
 `lkdh-admin` has uid 0, as the harness's account is an elevated administrator on Windows: the double
 must be able to reboot and panic the kernel.
 
-`SshCommandSessions` opens the config's SSH session for commands as well as for SFTP: there is no
-WinRM server for Linux, so the one part of the Windows target's path that this cannot exercise is
-the WinRM transport itself; every command still goes out as the same bootstrap command line and
-stdin over a real network connection to a real sshd.
+The lab's target config says `commands: ssh` (harness/target/windows/command_channel.py): every
+command goes out as the same bootstrap command line and stdin the WinRM path sends, over a real
+network connection to a real sshd, to the account's shell as Windows OpenSSH hands it to cmd.exe.
+There is no WinRM server for Linux, so the one part of the Windows target's path this cannot
+exercise is the WinRM transport itself.
 """
 
 from __future__ import annotations
@@ -24,10 +25,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-from harness.target.windows.config import SshSettings, WinRMSettings
-from harness.target.windows.session import RemoteSession
 from harness.target.windows.ssh_session import SshSession
-from harness.target.windows.stage_check import ConfiguredSessions
 
 TESTS = Path(__file__).resolve().parent
 REPO_ROOT = TESTS.parent
@@ -126,15 +124,3 @@ sync
 """
     result = root.run(["sh", "-c", script], timeout=timeout)
     assert result.ok, result.stderr.decode(errors="replace")
-
-
-class SshCommandSessions(ConfiguredSessions):
-    """The config's sessions, with commands over its SSH settings instead of WinRM (module docstring)."""
-
-    def __init__(self, host: str, ssh: SshSettings) -> None:
-        self.ssh_host, self.ssh_settings = host, ssh
-        self.opened: list[str] = []
-
-    def winrm(self, host: str, settings: WinRMSettings) -> RemoteSession:
-        self.opened.append("commands over ssh")
-        return self.ssh(self.ssh_host, self.ssh_settings)

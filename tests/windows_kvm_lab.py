@@ -4,7 +4,9 @@ reverts to, as a lab's `clean-driver-ready` checkpoint is used.
 
 Shared by the tests that drive `WindowsMachine` on a real VM (test_windows_on_kvm.py and the ones
 built on it): one recipe, so a guest that works for one works for all. The target config it writes
-is `kind: qemu`, attached to the VM's second QMP socket, with commands over SSH (windows_guest.py).
+is `kind: qemu`, attached to the VM's second QMP socket, with `commands: ssh` (windows_guest.py): the
+product's own sessions (ConfiguredSessions) drive the guest, so `lkdh run --target vm
+--target-config <lab.folder>/kvm.yaml` does too.
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ from driver_package import BuiltPackage
 from kvm_guest import CONNECT_TIMEOUT, KvmGuest, kvm_missing_reason
 from signing import SigningIdentity
 from test_windows_machine import _write_build
-from windows_guest import ADMIN, SshCommandSessions, build_bundle, install_double
+from windows_guest import ADMIN, build_bundle, install_double
 
 from harness.target.windows.config import TargetConfig
 from harness.target.windows.machine import WindowsMachine
 from harness.target.windows.qemu_hypervisor import QemuHypervisor
+from harness.target.windows.stage_check import ConfiguredSessions
 from harness.target_config import load_target_config
 
 PROFILE = "dmf-bfac434"
@@ -55,9 +58,7 @@ PANIC_TEXT = "Kernel panic - not syncing: sysrq triggered crash"
 CONFIG = """\
 name: kvm-windows-double
 host: 127.0.0.1
-winrm:
-  username: {admin}
-  password: {{env: LKDH_GUEST_ADMIN_PASSWORD}}
+commands: ssh
 ssh:
   port: {port}
   user: {admin}
@@ -115,10 +116,10 @@ def provisioned_lab(
 ) -> Iterator[WindowsLab]:
     """A booted guest with the double installed, provisioned once, its snapshot taken; stopped after.
 
-    The passwords are put in the environment the config's `{env: ...}` references read, for as long
-    as the lab lives."""
+    The standard user's password is put in the environment the config's `{env: ...}` reference reads,
+    for as long as the lab lives (the administrator logs in with the SSH key: `commands: ssh`), so a
+    `lkdh run` the test starts inherits it."""
     monkeypatch = pytest.MonkeyPatch()
-    monkeypatch.setenv("LKDH_GUEST_ADMIN_PASSWORD", ADMIN_PASSWORD)
     monkeypatch.setenv("LKDH_GUEST_USER_PASSWORD", USER_PASSWORD)
     folder.mkdir(parents=True, exist_ok=True)
     _write_build(folder / "build", package, identity)
@@ -139,7 +140,7 @@ def provisioned_lab(
         # The fresh machine, provisioned once without a hypervisor: it reboots for test signing and
         # Verifier for real. That machine is the snapshot every scenario starts from.
         fresh = target_config(folder, guest, "{kind: none}", "fresh.yaml")
-        first = WindowsMachine(folder / "provision", fresh, SshCommandSessions("127.0.0.1", fresh.ssh))
+        first = WindowsMachine(folder / "provision", fresh, ConfiguredSessions())
         started = time.monotonic()
         first.prepare()
         provision_seconds = time.monotonic() - started

@@ -60,6 +60,10 @@ vm_name: Win11 Lab, checkpoint: clean-driver-ready}`; a QEMU on the harness's ow
 through its QMP socket: `hypervisor: {kind: qemu, qmp_socket: /run/lkdh/win11.qmp, snapshot:
 clean-driver-ready, disk_node: disk0, console_log: /var/log/lkdh/win11-console.log}`; no hypervisor:
 `{kind: none}` (the default).
+
+Commands over Windows OpenSSH instead of WinRM (one port to open, key auth, no WinRM listener):
+`commands: ssh` with the `ssh` section above; `winrm` may then be left out (a Hyper-V hypervisor
+still needs its own `hypervisor.winrm`, for the Hyper-V host).
 """
 
 from __future__ import annotations
@@ -82,6 +86,7 @@ from pydantic import (
     StrictInt,
     Tag,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -272,7 +277,8 @@ def _check_plain_http(settings: WinRMSettings) -> None:
 
 
 class SshSettings(StrictModel):
-    """SFTP to the VM for large files (OpenSSH on Windows). The host defaults to the target's."""
+    """SFTP to the VM for large files (OpenSSH on Windows), and every command with `commands: ssh`.
+    The host defaults to the target's."""
 
     host: Host | None = None
     port: Port = 22
@@ -457,18 +463,42 @@ class Timeouts(StrictModel):
 
 
 class TargetConfig(StrictModel):
-    """One real Windows test machine: the root of a target config file."""
+    """One real Windows test machine: the root of a target config file.
+
+    `commands` names the channel PowerShell commands travel on: `winrm` (the default) or `ssh`,
+    Windows OpenSSH's server with its default shell, cmd.exe (command_channel.py). It is declared
+    after `winrm` and `ssh` so that its check sees both, and a missing section is reported at the
+    `commands:` line that asks for it.
+    """
 
     name: Label
     host: Host
-    winrm: WinRMSettings
+    winrm: WinRMSettings | None = None
     ssh: SshSettings | None = None
+    commands: Annotated[Literal["winrm", "ssh"], Field(validate_default=True)] = "winrm"
     hypervisor: HypervisorSettings = NoHypervisorSettings(kind="none")
     driver: DriverSettings
     verifier: VerifierSettings = VerifierSettings()
     live_dumps: LiveDumpSettings = LiveDumpSettings()
     non_admin_user: UserAccount | None = None
     timeouts: Timeouts = Timeouts()
+
+    @field_validator("commands")
+    @classmethod
+    def _channel_configured(cls, commands: str, info: ValidationInfo) -> str:
+        """The channel's section is given. A section that failed its own validation is absent from
+        `info.data` and has its own error already, so only a section left out is reported here."""
+        if commands == "winrm" and "winrm" in info.data and info.data["winrm"] is None:
+            raise ValueError(
+                "commands go over WinRM (commands: winrm, the default): give a `winrm` section,"
+                " or set commands: ssh to send them to Windows OpenSSH with the `ssh` section"
+            )
+        if commands == "ssh" and "ssh" in info.data and info.data["ssh"] is None:
+            raise ValueError(
+                "commands: ssh sends every command to Windows OpenSSH: give an `ssh` section"
+                " (port, user, key_file, known_hosts)"
+            )
+        return commands
 
     @property
     def ssh_host(self) -> str | None:

@@ -1,6 +1,7 @@
-"""The Windows VM as the harness reaches it: PowerShell scripts over WinRM, files over SFTP (when
-the config has `ssh`; OpenSSH's `ssh` or paramiko carries them) or in WinRM chunks, and reboots
-told apart by a clock-independent boot identity.
+"""The Windows VM as the harness reaches it: PowerShell scripts over WinRM or Windows OpenSSH
+(`commands`, command_channel.py), files over SFTP (when the config has `ssh`; OpenSSH's `ssh` or
+paramiko carries them) or in chunks through the commands, and reboots told apart by a
+clock-independent boot identity.
 
 Reboot detection follows Ansible's win_reboot (note the boot before, poll until the machine answers
 from another one), but a boot is not identified by LastBootUpTime: Windows computes it as now minus
@@ -25,6 +26,7 @@ from typing import Any
 
 from harness.target.windows import powershell
 from harness.target.windows.chunked_transfer import download_in_chunks
+from harness.target.windows.command_channel import command_session
 from harness.target.windows.config import TargetConfig
 from harness.target.windows.hypervisor import SessionOpener
 from harness.target.windows.session import RemoteSession, SessionError
@@ -74,7 +76,7 @@ class Guest:
         self.config = config
         self.host = config.host
         self._sessions = sessions
-        self._winrm: RemoteSession | None = None
+        self._commands: RemoteSession | None = None
         self._ssh: RemoteSession | None = None
         self._sleep = sleep
         self._clock = clock
@@ -91,7 +93,7 @@ class Guest:
                 call.argv, stdin=call.stdin, timeout=timeout or self.config.timeouts.command
             )
         except SessionError:
-            self._drop_winrm()
+            self._drop_commands()
             raise
         return powershell.parse_result(result, name, host=self.host)
 
@@ -178,21 +180,21 @@ class Guest:
             )
 
     def close(self) -> None:
-        self._drop_winrm()
+        self._drop_commands()
         if self._ssh is not None:
             self._ssh.close()
             self._ssh = None
 
     # -- sessions -------------------------------------------------------------------------------
     def _shell(self) -> RemoteSession:
-        if self._winrm is None:
-            self._winrm = self._sessions.winrm(self.host, self.config.winrm)
-        return self._winrm
+        if self._commands is None:
+            self._commands = command_session(self.config, self._sessions)
+        return self._commands
 
-    def _drop_winrm(self) -> None:
-        if self._winrm is not None:
-            self._winrm.close()
-            self._winrm = None
+    def _drop_commands(self) -> None:
+        if self._commands is not None:
+            self._commands.close()
+            self._commands = None
 
     def _sftp_source(self) -> Any:
         """OpenSSH's `ssh` when `ssh.sftp_client` allows it (openssh_sftp.py), else the paramiko

@@ -32,6 +32,7 @@ from cryptography import x509
 
 from harness.target.base import TargetError
 from harness.target.windows import powershell
+from harness.target.windows.command_channel import command_endpoint, command_session, describe_channel
 from harness.target.windows.config import (
     DMF_REPORT_TYPE_KEPT,
     DriverSettings,
@@ -162,21 +163,33 @@ def _timed(stage: str, run: Callable[[], str]) -> StageResult:
 
 
 class _Checks:
-    """The stages themselves; the WinRM session opened by auth+powershell serves the two after it."""
+    """The stages themselves; the command session opened by auth+powershell serves the two after it.
+
+    Which connection that is, `commands` says (command_channel.py): over WinRM, resolve and tcp are
+    the WinRM listener's and tls its certificate; over Windows OpenSSH (`commands: ssh`) they are
+    the SSH server's, tls does not apply (the host key is checked against known_hosts at login),
+    and the ssh stage checks SFTP on the same server. auth+powershell names the channel it used.
+    """
 
     def __init__(self, config: TargetConfig, sessions: SessionOpener) -> None:
         self.config = config
         self.sessions = sessions
-        self.winrm: RemoteSession | None = None
+        self.commands: RemoteSession | None = None
 
     @property
-    def _winrm_settings(self) -> WinRMSettings:
-        return self.config.winrm
+    def _over_ssh(self) -> bool:
+        return self.config.commands == "ssh"
+
+    @property
+    def _connect_timeout(self) -> float:
+        settings = self.config.ssh if self._over_ssh else self.config.winrm
+        assert settings is not None  # TargetConfig requires the commands' section
+        return settings.connect_timeout
 
     def resolve(self) -> str:
-        host, port = self.config.host, self._winrm_settings.port
+        host, port = command_endpoint(self.config)
         try:
-            infos = getaddrinfo_within(host, port, self._winrm_settings.connect_timeout)
+            infos = getaddrinfo_within(host, port, self._connect_timeout)
         except socket.gaierror as exc:
             raise StageFailed(f"cannot resolve {host}: {exc.strerror}") from None
         except ResolutionTimeout as exc:
@@ -185,8 +198,9 @@ class _Checks:
         return f"{host} is {', '.join(addresses)}"
 
     def tcp(self) -> str:
-        host, port = self.config.host, self._winrm_settings.port
-        timeout = self._winrm_settings.connect_timeout
+        host, port = command_endpoint(self.config)
+        timeout = self._connect_timeout
+        listener = "sshd (Windows OpenSSH server)" if self._over_ssh else "the WinRM listener"
         try:
             with create_connection_within(host, port, timeout) as sock:
                 peer = sock.getpeername()
@@ -195,13 +209,18 @@ class _Checks:
         except TimeoutError:
             raise StageFailed(f"no answer from {host}:{port} within {timeout:g} s (firewall?)") from None
         except ConnectionRefusedError:
-            raise StageFailed(f"{host}:{port} refused the connection (is the WinRM listener up?)") from None
+            raise StageFailed(f"{host}:{port} refused the connection (is {listener} up?)") from None
         except OSError as exc:
             raise StageFailed(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
         return f"connected to {peer[0]}:{peer[1]}"
 
     def tls(self) -> str:
-        settings = self._winrm_settings
+        if self._over_ssh:
+            raise StageSkipped(
+                "commands: ssh: no TLS; the VM's SSH host key is checked against known_hosts at login"
+            )
+        settings = self.config.winrm
+        assert settings is not None
         if settings.scheme == "http":
             raise StageSkipped("scheme http (allow_insecure_http): WinRM traffic is not protected by TLS")
         return check_tls(
@@ -214,8 +233,17 @@ class _Checks:
         )
 
     def auth_and_powershell(self) -> str:
-        self.winrm = self.sessions.winrm(self.config.host, self._winrm_settings)
-        return host_info_verdict(self._script("host-info", {}))
+        self.commands = command_session(self.config, self.sessions)
+        try:
+            info = self._script("host-info", {})
+        except powershell.ScriptError as failure:  # logged in, but the script did not run as sent
+            if not self._over_ssh:
+                raise
+            raise StageFailed(
+                f"{failure} (over SSH the command line goes to the account's default shell, which must"
+                " be cmd.exe: HKLM\\SOFTWARE\\OpenSSH\\DefaultShell unset or cmd.exe)"
+            ) from None
+        return f"{host_info_verdict(info)}; {describe_channel(self.config)}"
 
     def driver_service(self) -> str:
         driver = self.config.driver
@@ -232,6 +260,8 @@ class _Checks:
         settings, host = self.config.ssh, self.config.ssh_host
         if settings is None or host is None:
             raise StageSkipped("no ssh section: files travel over WinRM in chunks")
+        if self._over_ssh:
+            return self._sftp_on_the_command_connection()
         with closing(self.sessions.ssh(host, settings)) as session:
             result = session.run(["hostname"], timeout=self.config.timeouts.command)
         if not result.ok:
@@ -239,18 +269,33 @@ class _Checks:
         name = result.stdout.decode("utf-8", "replace").strip()
         return f"logged in to {host}:{settings.port} as {settings.user}; hostname {name}"
 
+    def _sftp_on_the_command_connection(self) -> str:
+        """Logging in was proven by the commands; SFTP is a subsystem of its own (sshd_config's
+        `Subsystem sftp`), so it is opened and asked for its home folder."""
+        open_sftp = getattr(self.commands, "open_sftp", None)
+        if open_sftp is None:
+            raise StageSkipped("the command session offers no SFTP to check")
+        try:
+            with closing(open_sftp()) as sftp:
+                home = sftp.normalize(".")
+        except (OSError, EOFError) as error:
+            raise StageFailed(f"SFTP does not answer on the command connection: {error}") from None
+        return f"SFTP answers on the command connection (home {home})"
+
     def hypervisor(self) -> str:
         return hypervisor_from_config(self.config.hypervisor, self.sessions).check()
 
     def _script(self, name: str, params: dict[str, powershell.JsonValue]) -> dict:
-        assert self.winrm is not None
+        assert self.commands is not None
         invocation = powershell.invocation(name, params)
-        result = self.winrm.run(invocation.argv, stdin=invocation.stdin, timeout=self.config.timeouts.command)
+        result = self.commands.run(
+            invocation.argv, stdin=invocation.stdin, timeout=self.config.timeouts.command
+        )
         return powershell.parse_result(result, name, host=self.config.host)
 
     def close(self) -> None:
-        if self.winrm is not None:
-            self.winrm.close()
+        if self.commands is not None:
+            self.commands.close()
 
 
 def driver_verdict(info: dict, driver: DriverSettings) -> str:
