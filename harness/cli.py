@@ -22,7 +22,7 @@ from harness.report.allure_files import write_allure_files, write_executor
 from harness.report.allure_labels import as_run_names_it
 from harness.report.allure_results import AllureScenarioResult, options_from
 from harness.report.dump_map import DumpMapFiles
-from harness.report.journal import JournalError, RunJournal, read_journal, record_from_json
+from harness.report.journal import JournalError, JournalState, RunJournal, read_journal, record_from_json
 from harness.report.progress import LiveProgress
 from harness.report.run_log import RunLog
 from harness.report.run_record import write_run_record
@@ -169,13 +169,16 @@ def _run(args: argparse.Namespace) -> int:
         shutil.rmtree(args.alluredir)
     records = []
     try:
-        done = read_journal(args.resume).finished if args.resume else {}
+        resumed = read_journal(args.resume) if args.resume else JournalState()
     except JournalError as error:
         print(f"lkdh: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    done = resumed.finished
     journal_path = args.journal or args.resume
     journal = [RunJournal(journal_path)] if journal_path else []
     factory = TargetFactory(sim_profile=args.sim_profile, target_config=args.target_config)
+    # never collect a dump twice: what the journal saw collected is known by name, hash and copy
+    factory.collected_before, factory.kept_copies = resumed.collected, resumed.kept_copies
     try:
         with LiveProgress(len(scenarios), verbose=args.verbose) as progress:
             for loaded in scenarios:

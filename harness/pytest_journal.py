@@ -29,7 +29,8 @@ def open_journal(config: pytest.Config, factory: TargetFactory) -> None:
         except JournalError as error:
             raise pytest.UsageError(str(error)) from None
         # never collect a dump twice: what the journal has seen is known by name and hash
-        factory.collected_before = frozenset((d["remote_name"], d["sha256"]) for d in state.dumps)
+        factory.collected_before = state.collected
+        factory.kept_copies = state.kept_copies
     config.stash[RESUMED_KEY] = state
     config.stash[JOURNAL_KEY] = None
 

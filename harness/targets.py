@@ -51,6 +51,9 @@ class TargetFactory:
         self.machine_builder = machine_builder or _windows_machine_for
         self.collected_before: frozenset[tuple[str, str]] = frozenset()
         """(remote name, SHA-256) of dumps a resumed run's journal says were already collected."""
+        self.kept_copies: dict[Path, str] = {}
+        """Local copies that journal says were pulled (absolute path -> SHA-256): kept, never
+        pulled again nor overwritten (WindowsMachine.kept_copies)."""
         self._config: TargetConfig | SimConfig | PoolConfig | None = None
         self._loaded = False
         self._windows: dict[str, Target] = {}
@@ -137,5 +140,7 @@ class TargetFactory:
             machine = self.machine_builder(config, output_dir)
             if self.collected_before and hasattr(machine, "collected_before"):
                 machine.collected_before = set(self.collected_before)
+            if self.kept_copies and hasattr(machine, "kept_copies"):
+                machine.kept_copies = dict(self.kept_copies)
             self._windows[config.name] = machine
         return self._windows[config.name]

@@ -48,25 +48,43 @@ def comparable(record_file: Path, out: Path) -> list[dict[str, Any]]:
     return scenarios
 
 
-def kill_inside_a_scenario(process: subprocess.Popen[bytes], journal: Path) -> list[str]:
-    deadline = time.monotonic() + KILL_DEADLINE
+def steps_journalled(journal: Path, scenario: str) -> int:
+    """How many `step` lines the journal holds for `scenario` (over every attempt at it)."""
+    events = [json.loads(line) for line in journal.read_text().splitlines() if line.endswith("}")]
+    return sum(1 for event in events if event["event"] == "step" and event["scenario"] == scenario)
+
+
+def kill_inside_a_scenario(
+    process: subprocess.Popen[bytes],
+    journal: Path,
+    *,
+    finished: int = 2,
+    steps: int = 0,
+    deadline: float = KILL_DEADLINE,
+    poll: float = 0.002,
+) -> list[str]:
+    """Freeze `process` each time the journal grows; SIGKILL it at the first freeze where `finished`
+    scenarios are done and one has started with at least `steps` steps journalled. The scenarios cut
+    off, as the journal names them."""
+    until = time.monotonic() + deadline
     seen = 0
-    while time.monotonic() < deadline:
+    while time.monotonic() < until:
         size = journal.stat().st_size if journal.exists() else 0
         if size != seen:
             process.send_signal(signal.SIGSTOP)
             seen = journal.stat().st_size
             state = read_journal(journal)
-            if state.cut_off and len(state.finished) >= 2:
+            inside = state.cut_off and all(steps_journalled(journal, name) >= steps for name in state.cut_off)
+            if inside and len(state.finished) >= finished:
                 process.send_signal(signal.SIGKILL)
                 process.wait()
                 return state.cut_off
             process.send_signal(signal.SIGCONT)
         if process.poll() is not None:
             pytest.fail("the run finished before it could be killed inside a scenario")
-        time.sleep(0.002)
+        time.sleep(poll)
     process.kill()
-    pytest.fail(f"no kill point within {KILL_DEADLINE:g} s")
+    pytest.fail(f"no kill point within {deadline:g} s")
 
 
 def test_a_run_killed_mid_scenario_resumes_to_the_same_record(tmp_path: Path) -> None:

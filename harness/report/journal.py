@@ -120,6 +120,17 @@ class JournalState:
     """Scenarios that started and never finished: the run was killed inside them."""
     dumps: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def collected(self) -> frozenset[tuple[str, str]]:
+        """(guest name, SHA-256) of every dump collected before the cut: not to be pulled again."""
+        return frozenset((dump["remote_name"], dump["sha256"]) for dump in self.dumps)
+
+    @property
+    def kept_copies(self) -> dict[Path, str]:
+        """Absolute local path -> SHA-256 of every copy pulled before the cut (a relative path is
+        taken from the working directory, as the run that wrote it took it)."""
+        return {Path(dump["path"]).absolute(): dump["sha256"] for dump in self.dumps}
+
 
 def read_journal(path: Path) -> JournalState:
     """The journal's state; a missing file is an empty journal (nothing ran yet)."""

@@ -16,6 +16,7 @@ of the build that was tested.
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import math
 import time
@@ -103,6 +104,12 @@ class WindowsMachine(Target):
         self.collected_before: set[tuple[str, str]] = set()
         """(remote name, SHA-256) of dumps a resumed run's journal says were collected before the
         kill (harness/report/journal.py): seen again on the guest, they are not pulled twice."""
+        self.kept_copies: dict[Path, str] = {}
+        """Absolute local path -> SHA-256 of the copies that journal says were pulled before the kill.
+        The scenario the kill cut off runs again from the revert and may write the very same dump
+        (same guest name, same SHA-256) to the very path its first run pulled it to: that kept
+        copy is then the dump (its bytes hashed here), so it is neither pulled twice nor
+        overwritten; a different dump of that name goes beside it (`_free_name`)."""
         self._last_create: float | None = None
         self._boot: BootIdentity | None = None
         self._prepared = False
@@ -247,27 +254,31 @@ class WindowsMachine(Target):
         for dump in fresh:
             sha256 = hashes[dump["path"]]["sha256"]
             relative = PureWindowsPath(dump["relative_name"])
-            if (relative.as_posix(), sha256) in self.collected_before:
+            local = self._free_name(self.output_dir / "dumps" / Path(*relative.parts), sha256)
+            if _kept_copy_matches(self.kept_copies, local, sha256):
+                log.info("%s: %s was pulled before the resume to %s: kept", self.config.name, relative, local)
+            elif (relative.as_posix(), sha256) in self.collected_before:
                 log.info(
                     "%s: %s was collected before the resume (SHA-256 %s)", self.config.name, relative, sha256
                 )
                 self._known_dumps.add(_dump_key(dump))
                 continue
-            local = self._local_copy(self.output_dir / "dumps" / Path(*relative.parts))
-            self.guest.download(dump["path"], local, size=int(dump["size"]), sha256=sha256)
-            collected.append(CollectedDump(local, dump["kind"], sha256, str(relative.as_posix())))
+            else:
+                self.guest.download(dump["path"], local, size=int(dump["size"]), sha256=sha256)
             self._known_dumps.add(_dump_key(dump))
+            self._pulled.add(local)
+            collected.append(CollectedDump(local, dump["kind"], sha256, str(relative.as_posix())))
         return collected
 
-    def _local_copy(self, local: Path) -> Path:
+    def _free_name(self, local: Path, sha256: str) -> Path:
         """Where a pulled dump goes: MEMORY.DMP is overwritten by every bugcheck on the guest
         (windows-driver-docs, debugger/kernel-memory-dump.md), so a second pull of the same name in
-        this run goes beside the first (`MEMORY-2.DMP`, ...) and the earlier kernel dump is kept."""
+        this run goes beside the first (`MEMORY-2.DMP`, ...) and the earlier kernel dump is kept;
+        so does a dump other than the copy kept there from before a resume."""
         chosen, copy = local, 1
-        while chosen in self._pulled:
+        while chosen in self._pulled or self.kept_copies.get(chosen.absolute(), sha256) != sha256:
             copy += 1
             chosen = local.with_name(f"{local.stem}-{copy}{local.suffix}")
-        self._pulled.add(chosen)
         return chosen
 
     def driver_info(self) -> DriverInfo:
@@ -543,6 +554,17 @@ class WindowsMachine(Target):
             return buffer + offset
         address = self._addresses.get(buffer)
         return None if address is None else address + offset
+
+
+def _kept_copy_matches(kept: dict[Path, str], local: Path, sha256: str) -> bool:
+    """`local` is a copy a resumed run's journal kept, and its bytes still hash to `sha256`."""
+    if kept.get(local.absolute()) != sha256 or not local.is_file():
+        return False
+    digest = hashlib.sha256()
+    with local.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest() == sha256
 
 
 def _dump_key(dump: dict[str, Any]) -> DumpKey:
