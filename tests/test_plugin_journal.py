@@ -114,3 +114,41 @@ def test_a_dump_collected_before_the_kill_is_not_pulled_again_on_resume(
     without_journal = machine_on(lab, lab.machine.config, tmp_path / "control")
     (again,) = without_journal.collect_dumps()  # the control: the same dump would be pulled twice
     assert again.sha256 == state.dumps[0]["sha256"]
+
+
+def test_a_dump_the_re_run_writes_again_is_the_copy_kept_before_the_kill(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    packages: dict[str, BuiltPackage],
+    identity: SigningIdentity,
+) -> None:
+    """The scenario cut off by the kill runs again from the revert and may write the very same dump
+    (same guest name, same SHA-256) that its first attempt pulled to the same path: the resumed
+    machine reports that kept copy (hashed again here) and pulls nothing; the record stays the
+    uninterrupted run's. A different dump of that name goes beside the kept one, never over it."""
+    lab = build_lab(tmp_path, monkeypatch, packages, identity)
+    scenario_file = tmp_path / "one.yaml"
+    scenario_file.write_text(SCENARIO, encoding="utf-8")
+    (loaded,) = load_scenario_file(scenario_file)
+    journal_file = tmp_path / "run.journal"
+    with RunJournal(journal_file) as journal:
+        (pulled,) = run_scenario(loaded, lab.machine, [journal]).dumps
+    state = read_journal(journal_file)
+    untouched = (pulled.path.stat().st_ino, pulled.path.stat().st_mtime_ns)
+
+    resumed = machine_on(lab, lab.machine.config, tmp_path)
+    resumed.output_dir = lab.machine.output_dir  # the same --out, as a resume is given
+    resumed.collected_before, resumed.kept_copies = set(state.collected), state.kept_copies
+    mark = len(lab.vm.calls)
+    (again,) = resumed.collect_dumps()  # the guest's dump plays the one the re-run wrote again
+    assert (again.path, again.sha256, again.remote_name) == (pulled.path, pulled.sha256, pulled.remote_name)
+    assert "read-chunk" not in lab.calls_since(mark), "not pulled again"
+    assert (pulled.path.stat().st_ino, pulled.path.stat().st_mtime_ns) == untouched
+
+    other = machine_on(lab, lab.machine.config, tmp_path)
+    other.output_dir = lab.machine.output_dir
+    other.kept_copies = {pulled.path.absolute(): "0" * 64}  # what was kept there is another dump
+    (beside,) = other.collect_dumps()
+    assert beside.path == pulled.path.with_name(f"{pulled.path.stem}-2{pulled.path.suffix}")
+    assert beside.sha256 == pulled.sha256 and beside.path.read_bytes() == pulled.path.read_bytes()
+    assert (pulled.path.stat().st_ino, pulled.path.stat().st_mtime_ns) == untouched, "kept, not overwritten"
