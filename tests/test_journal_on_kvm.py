@@ -34,7 +34,7 @@ from driver_package import BuiltPackage
 from signing import SigningIdentity
 from test_journal import LKDH, kill_inside_a_scenario
 from test_windows_machine import _dump_facts, _step_facts
-from windows_kvm_lab import PROFILE, WindowsLab, lab_missing_reason, provisioned_lab
+from windows_kvm_lab import PROFILE, SNAPSHOT, WindowsLab, lab_missing_reason, provisioned_lab
 
 from harness.report.journal import read_journal, record_from_json
 from harness.scenario import load_scenarios
@@ -180,3 +180,25 @@ def test_a_run_on_the_guest_killed_mid_scenario_resumes_to_an_uninterrupted_runs
     assert {Path(d["path"]) for d in pulled_before} <= re_run, "the crash dump written again is the kept copy"
     assert cut_log.read_text().startswith(log_before), "the log of the cut-off attempt is kept"
     print(f"\njournal on the {lab.guest.accel} guest, seconds (a record, not a test): {seconds}")
+
+
+def test_lkdh_target_check_tests_the_ssh_channel_of_the_guest(windows_lab: WindowsLab) -> None:
+    """`lkdh target check` on the lab's config, as a process: every stage passes over the SSH
+    channel (no TLS stage), and the report names the channel it tested and SFTP on the same server."""
+    checked = subprocess.run(
+        [*LKDH, "target", "check", str(windows_lab.folder / "kvm.yaml")],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=RUN_DEADLINE,
+        check=False,
+    )
+    report = checked.stdout
+    assert checked.returncode == 0, report + checked.stderr
+    port = windows_lab.guest.ssh_port
+    assert f"connected to 127.0.0.1:{port}" in report
+    assert "skip  tls" in report and "commands: ssh: no TLS" in report
+    assert f"; commands over Windows OpenSSH (ssh://lkdh-admin@127.0.0.1:{port}, cmd.exe)" in report
+    assert "SFTP answers on the command connection (home /" in report
+    assert "service LkdhTestDriver Running" in report and SNAPSHOT in report  # the hypervisor stage
+    print(f"\n{report}")

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import PureWindowsPath
 from typing import Any
 
+from windows_double_check import HOST_FACTS, dump_folder_status
 from windows_double_parameters import DeviceParameters
 
 from harness.target.irql import Irql
@@ -487,6 +488,7 @@ class WindowsVmDouble:
             "configure-verifier": self._configure_verifier,
             "device-parameters": self._device_parameters,
             "driver-status": self._driver_status,
+            "dump-folder-status": self._dump_folder_status,
             "enable-test-signing": self._enable_test_signing,
             "file-hash": self._file_hash,
             "host-info": self._host_info,
@@ -781,7 +783,11 @@ class WindowsVmDouble:
             "user": f"WIN-DOUBLE\\{self.admin}",
             "elevated": True,
             "os_architecture": self.os_architecture,
+            **HOST_FACTS,
         }
+
+    def _dump_folder_status(self, params: dict[str, Any]) -> dict[str, Any]:
+        return dump_folder_status(self.sim.windows_dir)  # windows_double_check.py
 
     def _file_hash(self, params: dict[str, Any]) -> dict[str, Any]:
         files = []
