@@ -31,7 +31,7 @@ from harness.report import allure_labels as meta
 from harness.report.dump_map import render_dump_map
 from harness.runner import RunListener
 from harness.scenario import LoadedScenario
-from harness.target.ops import CollectedDump
+from harness.target.ops import CONSOLE_LOG, CollectedDump
 from harness.target.status import status_name
 from harness.verify.evidence import DumpEvidence
 
@@ -183,6 +183,9 @@ class AllureScenarioResult(RunListener):
         log = record.output_dir / "run.log" if record.output_dir is not None else None
         if log is not None and log.is_file():
             attachments.append(self._attach_file(log, "run log", TEXT))
+        console = record.output_dir / CONSOLE_LOG if record.output_dir is not None else None
+        if console is not None and console.is_file():  # kept by a target whose hypervisor sees it
+            attachments.append(self._attach_file(console, "serial console", TEXT))
         return attachments
 
     def _attach_data(self, body: str | bytes, name: str, kind: tuple[str, str]) -> Attachment:
