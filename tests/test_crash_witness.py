@@ -22,6 +22,7 @@ from signing import SigningIdentity
 from test_windows_machine import SHIPPED, Lab, build_lab
 
 from harness.record import RunRecord
+from harness.report.allure_results import AllureScenarioResult, options_from
 from harness.report.run_log import RunLog
 from harness.report.run_record import write_run_record
 from harness.runner import run_scenario
@@ -61,9 +62,19 @@ def watched(lab: Lab, tmp_path: Path, *, earlier: str = "", **options: str) -> P
 
 
 def run_crashing(lab: Lab, out: Path) -> RunRecord:
+    """The shipped bugcheck scenario with the run log and an Allure result (in out/allure)."""
     (loaded,) = [s for s in SHIPPED if s.scenario.name == CRASHING]
     lab.machine.output_dir = out
-    return run_scenario(loaded, lab.machine, [RunLog(out)], prepare=False)
+    allure = AllureScenarioResult(loaded, options_from(out / "allure"))
+    record = run_scenario(loaded, lab.machine, [RunLog(out), allure], prepare=False)
+    allure.write()
+    return record
+
+
+def allure_attachments(out: Path) -> dict[str, str]:
+    """The Allure result's own attachments (name -> text)."""
+    (result,) = [json.loads(p.read_text()) for p in (out / "allure").glob("*-result.json")]
+    return {a["name"]: (out / "allure" / a["source"]).read_text() for a in result["attachments"]}
 
 
 def crash_reason(record: RunRecord) -> str:
@@ -92,6 +103,7 @@ def test_a_panic_the_witness_reports_is_recorded_beside_the_new_boot(
     (step,) = [s for s in saved["scenarios"][0]["steps"] if s["crash"] is not None]
     assert step["crash"]["reason"] == f"{LOST}; {panic}"
     assert (out / CONSOLE_LOG).read_text(encoding="utf-8") == f"booted\n{BLUE}\n"
+    assert allure_attachments(out)["serial console"] == f"booted\n{BLUE}\n"
     seen = [r.getMessage() for r in caplog.records if "crash seen by" in r.getMessage()]
     assert len(seen) == 2, seen
     assert seen[0].startswith("win-double: crash seen by the boot identity (boot id 42, up ")
@@ -129,6 +141,7 @@ def test_without_a_witness_the_crash_is_the_boot_identitys_alone(lab: Lab, tmp_p
     assert record.outcome == "passed", record.failure_text()
     assert crash_reason(record) == LOST
     assert not (tmp_path / "run" / CONSOLE_LOG).exists()
+    assert "serial console" not in allure_attachments(tmp_path / "run")
 
 
 def test_a_panic_without_a_new_boot_waits_for_one_and_keeps_the_console_of_the_failed_run(

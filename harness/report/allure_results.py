@@ -4,7 +4,8 @@ so results from several workers or shards merge by copying folders.
 
 Fed by runner events only (labgrid's habit): one Allure step per YAML step with its IRQL, status,
 YAML position and time; on the step, each dump's summary, the dump file (up to a size limit) and
-its SVG map; on the result, the scenario's YAML and the run log. Serialised with allure-python-
+its SVG map; on the result, the scenario's YAML, the run log and, when the target kept one, the
+serial console (console.log, harness/target/ops.py). Serialised with allure-python-
 commons' own model and file logger, so the files are what every Allure adapter writes.
 """
 

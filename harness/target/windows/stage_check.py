@@ -240,7 +240,9 @@ class _Checks:
         return f"logged in to {host}:{settings.port} as {settings.user}; hostname {name}"
 
     def hypervisor(self) -> str:
-        return hypervisor_from_config(self.config.hypervisor, self.sessions).check()
+        """Asked once and closed: a QMP monitor or libvirt connection `check` opened is let go."""
+        with closing(hypervisor_from_config(self.config.hypervisor, self.sessions)) as hypervisor:
+            return hypervisor.check()
 
     def _script(self, name: str, params: dict[str, powershell.JsonValue]) -> dict:
         assert self.winrm is not None
