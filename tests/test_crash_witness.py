@@ -191,6 +191,26 @@ def test_a_crash_between_operations_is_still_the_witnesss(lab: Lab, tmp_path: Pa
     assert after.crash is None
 
 
+def test_a_machine_down_after_its_last_command_is_explained_by_the_witness(lab: Lab, tmp_path: Path) -> None:
+    """A panic after the last command returned: nothing lost a command, but the dumps cannot be
+    listed; the witness's report says why (the runner records it as the scenario's error)."""
+    qemu = watched(lab, tmp_path)
+    lab.vm._unreachable = 1  # the next connection is refused, as while the machine is down
+    qemu.panic_now()
+    with pytest.raises(TargetError) as caught:
+        lab.machine.collect_dumps()
+    assert str(caught.value) == (
+        "the dumps could not be listed (win-double.test: tcp: connection refused (the machine is booting));"
+        " yet the hypervisor saw a panic (QEMU (VM 'win-double') reported GUEST_CRASHLOADED (action run)):"
+        " the machine crashed and has not come back from it"
+    )
+    lab.vm._unreachable = 1
+    lab.machine.hypervisor = NoHypervisor()
+    with pytest.raises(TargetError, match="connection refused") as plain:
+        lab.machine.collect_dumps()
+    assert "hypervisor" not in str(plain.value)
+
+
 def test_closing_the_machine_keeps_the_console_and_closes_the_hypervisor(lab: Lab, tmp_path: Path) -> None:
     closed: list[str] = []
 

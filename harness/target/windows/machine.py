@@ -257,7 +257,14 @@ class WindowsMachine(Target):
         The console so far is kept first: the runner calls this even when the scenario failed."""
         self.watch.keep_console(self.output_dir, CONSOLE_LOG)
         collected, self._pending = self._pending, []
-        fresh = [d for d in self._list_dumps() if _dump_key(d) not in self._known_dumps]
+        try:
+            listed = self._list_dumps()
+        except SessionError as error:  # down after the last command: the witness may know why
+            note = not_back_note(self.watch.panics())
+            if note:
+                raise TargetError(f"the dumps could not be listed ({error}){note}") from error
+            raise
+        fresh = [d for d in listed if _dump_key(d) not in self._known_dumps]
         if not fresh:
             return collected
         hashes = self.guest.file_hashes([d["path"] for d in fresh])
