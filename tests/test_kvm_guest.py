@@ -156,7 +156,8 @@ def test_a_panic_is_reported_by_pvpanic_with_the_console_kept(lab: Lab, tmp_path
         lab.guest.send_and_lose(session, "echo c > /proc/sysrq-trigger", timeout=10)
     panic = lab.hypervisor.wait_for_panic(since=since, timeout=EVENT_DEADLINE)
     assert panic is not None, f"no GUEST_PANICKED; console:\n{lab.guest.console_tail()}"
-    assert panic.data.get("action") == "run"  # -action panic=none: the guest reboots itself
+    assert panic.event == "GUEST_PANICKED"  # a Linux guest without kdump: PVPANIC_PANICKED
+    assert panic.details.get("action") == "run"  # -action panic=none: the guest reboots itself
     assert lab.hypervisor.panics(since) == [panic]
     assert current_boot_id(lab.guest) != lab.clean_boot_id  # panic=1: it rebooted and came back
     timed("panic to SSH", since)

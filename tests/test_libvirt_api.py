@@ -3,8 +3,8 @@
 The test driver is libvirt's in-process mock hypervisor, shipped with libvirt itself: a running domain
 `test`, snapshots, destroy/create, reset and lifecycle events, all through the same API and binding a
 `qemu:///system` or `qemu+ssh://` connection uses. What it cannot show: a real guest behind the domain
-(its disk and memory restored, a pvpanic crash event, the serial console): those need a libvirtd
-running QEMU domains, which this machine's sandbox does not give the tests (see the README).
+(its disk and memory restored, a pvpanic crash event, QEMU writing the serial console file): those
+need a libvirtd running QEMU domains.
 """
 
 from __future__ import annotations
@@ -22,13 +22,14 @@ from harness.target.windows.stage_check import ConfiguredSessions
 from harness.target_config import TargetConfigErrors, load_target_config
 
 try:
-    import libvirt  # noqa: F401  (the binding under test)
+    import libvirt  # the binding under test
 except ImportError:
     LIBVIRT_MISSING = "libvirt-python not installed (pip install libvirt-python; needs libvirt-dev)"
 else:
     LIBVIRT_MISSING = ""
 
-from harness.target.windows.libvirt_api import LibvirtApiHypervisor
+from harness.target.windows.crash_witness import witness_of
+from harness.target.windows.libvirt_api import LibvirtApiHypervisor, console_file
 
 TARGET = """\
 name: lab
@@ -110,3 +111,88 @@ def test_an_unknown_domain_or_snapshot_is_a_hypervisor_error(needs_libvirt: None
     with pytest.raises(HypervisorError, match=r"revert of domain 'test' failed: .*'never-taken'"):
         missing.revert()
     missing.close()
+
+
+def _domain_xml(name: str, devices: str) -> str:
+    return (
+        f"<domain type='test'><name>{name}</name><memory>65536</memory><os><type>hvm</type></os>"
+        f"<devices>{devices}</devices></domain>"
+    )
+
+
+def test_the_console_file_of_the_domain_is_kept(needs_libvirt: None, tmp_path: Path) -> None:
+    """The crash witness's console: the file the domain's `<serial type='file'>` writes, found in the
+    domain XML libvirt returns (the test driver keeps the XML; QEMU would write the file, the test
+    does here). Copying starts where the file stood when the hypervisor connected."""
+    serial = tmp_path / "serial.log"
+    serial.write_text("an earlier boot\n")
+    name = f"console-{uuid.uuid4().hex[:8]}"
+    xml = _domain_xml(name, f"<serial type='file'><source path='{serial}'/><target port='0'/></serial>")
+    connection = libvirt.open("test:///default")
+    domain = connection.createXML(xml, 0)
+    hypervisor = LibvirtApiHypervisor("test:///default", name, "clean")
+    try:
+        kept = tmp_path / "run" / "console.log"
+        assert witness_of(hypervisor) is hypervisor
+        assert hypervisor.keep_console(kept) == "" and hypervisor.console_unavailable is None
+        with serial.open("a") as written:
+            written.write("Kernel panic - not syncing\n")
+        assert hypervisor.keep_console(kept) == "Kernel panic - not syncing\n"
+        assert kept.read_text() == "Kernel panic - not syncing\n"
+    finally:
+        hypervisor.close()
+        domain.destroy()
+        connection.close()
+
+
+def test_a_console_that_cannot_be_kept_says_why(
+    needs_libvirt: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    hypervisor = LibvirtApiHypervisor("test:///default", "test", "clean")  # a domain without a serial file
+    try:
+        assert hypervisor.keep_console(Path("/nonexistent/console.log")) == ""
+        assert hypervisor.console_unavailable is not None
+        assert (
+            "writes its serial console to no file: add <serial type='file'>" in hypervisor.console_unavailable
+        )
+        assert hypervisor.console_unavailable in caplog.text
+    finally:
+        hypervisor.close()
+    remote = LibvirtApiHypervisor("qemu+ssh://lab@kvm.example.test/system", "win11", "clean")
+    remote._find_console(None)  # decided from the URI alone: the XML is not asked for
+    assert remote.console_unavailable is not None
+    assert (
+        "on the libvirt host of qemu+ssh://lab@kvm.example.test/system, not here"
+        in remote.console_unavailable
+    )
+
+
+def test_serial_and_log_files_in_domain_xml() -> None:
+    assert console_file(_domain_xml("a", "<serial type='pty'><log file='/var/log/a.log'/></serial>")) == (
+        "/var/log/a.log"
+    )
+    assert (
+        console_file(_domain_xml("b", "<console type='file'><source path='/b.log'/></console>")) == "/b.log"
+    )
+    assert console_file(_domain_xml("c", "<serial type='pty'/>")) is None
+
+
+def test_crashed_events_are_the_witness_panics(needs_libvirt: None) -> None:
+    """libvirt calls the lifecycle callback (conn, dom, event, detail, opaque) with CRASHED and detail
+    PANICKED for QEMU's GUEST_PANICKED, CRASHLOADED for GUEST_CRASHLOADED (libvirt-domain.h); the
+    test driver never crashes, so the test calls it as libvirt would."""
+    hypervisor = LibvirtApiHypervisor("test:///default", "test", "clean")
+    since = time.monotonic()
+    hypervisor._on_lifecycle(None, None, libvirt.VIR_DOMAIN_EVENT_STARTED, 0, None)
+    hypervisor._on_lifecycle(
+        None, None, libvirt.VIR_DOMAIN_EVENT_CRASHED, libvirt.VIR_DOMAIN_EVENT_CRASHED_PANICKED, None
+    )
+    hypervisor._on_lifecycle(
+        None, None, libvirt.VIR_DOMAIN_EVENT_CRASHED, libvirt.VIR_DOMAIN_EVENT_CRASHED_CRASHLOADED, None
+    )
+    panics = hypervisor.panics(since)
+    assert [p.describe() for p in panics] == [
+        "libvirt test:///default (domain 'test') reported VIR_DOMAIN_EVENT_CRASHED (detail panicked)",
+        "libvirt test:///default (domain 'test') reported VIR_DOMAIN_EVENT_CRASHED (detail crashloaded)",
+    ]
+    assert hypervisor.panics(time.monotonic()) == []

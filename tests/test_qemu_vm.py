@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness.target.windows.config import QemuSettings
+from harness.target.windows.crash_witness import witness_of
 from harness.target.windows.hypervisor import Hypervisor, HypervisorError, hypervisor_from_config
 from harness.target.windows.qemu_hypervisor import AttachedQemu, QemuHypervisor
 from harness.target.windows.qemu_vm import HostForward, QemuVm, QemuVmError, QemuVmSpec
@@ -105,6 +106,34 @@ def test_snapshot_jobs_reset_and_power_cycle_on_a_real_qemu(bare_vm: QemuVm) -> 
     assert bare_vm.running and bare_vm.process is not None and bare_vm.process.pid != first
     assert hypervisor.snapshots() == ["clean"]  # kept in the qcow2 file across the cycle
     hypervisor.revert()
+
+
+@needs_qemu
+def test_pvpanic_reports_are_the_crash_witness_panics(bare_vm: QemuVm) -> None:
+    """pvpanic's port (ISA, 0x505) written as a guest's driver writes it, through HMP's `o` (I/O port
+    write): bit 0 is PVPANIC_PANICKED (a Linux guest without kdump, Windows without a dump), bit 1
+    PVPANIC_CRASH_LOADED (virtio-win's pvpanic.sys when Windows writes a crash dump). Real QEMU
+    reports GUEST_PANICKED and GUEST_CRASHLOADED; both are panics to the witness, other events not."""
+    hypervisor = QemuHypervisor(bare_vm)
+    assert witness_of(hypervisor) is hypervisor
+    since = time.monotonic()
+    hypervisor.reset()
+    assert bare_vm.qmp().wait_for("RESET", since=since, timeout=30) is not None
+    assert hypervisor.panics(since) == [], "a reset is no panic"
+    for value in (1, 2):
+        bare_vm.qmp().execute("human-monitor-command", {"command-line": f"o /b 0x505 {value}"})
+    first = hypervisor.wait_for_panic(since=since, timeout=30)
+    assert bare_vm.qmp().wait_for("GUEST_CRASHLOADED", since=since, timeout=30) is not None
+    panics = hypervisor.panics(since)
+    assert [(p.event, dict(p.details)) for p in panics] == [
+        ("GUEST_PANICKED", {"action": "run"}),  # -action panic=none: the guest keeps running
+        ("GUEST_CRASHLOADED", {"action": "run"}),
+    ]
+    assert first == panics[0] and since <= panics[0].received <= panics[1].received <= time.monotonic()
+    assert panics[0].describe() == "QEMU (VM 'bare') reported GUEST_PANICKED (action run)"
+    assert hypervisor.panics(time.monotonic()) == []
+    hypervisor.close()  # the QemuVm is the test's: its monitor stays open
+    assert bare_vm.qmp().execute("query-status")["status"] == "running"
 
 
 @needs_qemu
@@ -197,9 +226,12 @@ def test_an_attached_qemu_reverts_through_its_own_qmp_socket(tmp_path: Path) -> 
         with pytest.raises(HypervisorError, match="started outside the harness"):
             attached.power_cycle()
         assert attached.keep_console(tmp_path / "kept.log") == ""  # no console file was written
+        attached.close()  # the harness's monitor on the second socket goes; QEMU and its owner stay
+        assert isinstance(attached.vm, AttachedQemu) and attached.vm._monitor is None
+        assert owner.qmp().execute("query-status")["status"] == "running"
+        assert "VM is running" in attached.check(), "a closed attachment reconnects on next use"
     finally:
         if attached is not None:
-            assert isinstance(attached.vm, AttachedQemu)
-            attached.vm.close()
+            attached.close()
         owner.stop()
         shutil.rmtree(socket_dir, ignore_errors=True)

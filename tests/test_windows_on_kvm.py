@@ -33,8 +33,10 @@ from test_windows_machine import _dump_facts, _step_facts
 from windows_kvm_lab import PANIC_TEXT, PROFILE, SNAPSHOT, WindowsLab, lab_missing_reason, provisioned_lab
 
 from harness.record import RunRecord
+from harness.report.run_log import RunLog
 from harness.runner import run_scenario
 from harness.scenario import load_scenarios
+from harness.target.ops import CONSOLE_LOG
 from harness.target.sim import SimSettings, SimulatedMachine
 from harness.target.windows.machine import WindowsMachine
 from harness.target.windows.qemu_hypervisor import AttachedQemu, QemuHypervisor
@@ -52,6 +54,9 @@ SCENARIOS = (
 """A live dump pulled and compared; a bugcheck (a real kernel panic and reboot); then, from the
 revert after the crash, a standard-user IOCTL through the scheduled-task path."""
 CRASHING = "create_at_dispatch_bugchecks_under_verifier"
+PVPANIC_SEEN = "; the hypervisor saw the panic too: QEMU (VM 'harness') reported GUEST_PANICKED (action run)"
+"""What the machine adds to the crash's reason: the harness's QMP socket is harness.qmp, so the VM is
+'harness' to it; a Linux guest without kdump sends PVPANIC_PANICKED, and -action panic=none runs on."""
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +77,9 @@ def _reference(name: str, folder: Path) -> RunRecord:
 def test_shipped_scenarios_on_the_guest_give_the_simulators_outcomes(windows_lab: WindowsLab) -> None:
     """Each scenario runs on the WindowsMachine the config describes, from a revert of the provisioned
     snapshot, and ends as on a fresh simulator with the very same step outcomes and dumps; the crash
-    is a real panic (GUEST_PANICKED, the panic text in the console kept for the run) and the
-    machine after it is clean again."""
+    is a real panic, which the machine itself records: QEMU's GUEST_PANICKED in the crash's reason
+    and run.log, the panic text in the console it kept in the scenario's folder; and the machine
+    after it is clean again."""
     lab = windows_lab
     machine = WindowsMachine(lab.folder / "runs", lab.config, ConfiguredSessions())
     assert isinstance(machine.hypervisor, QemuHypervisor), "kind: qemu in the config"
@@ -85,7 +91,7 @@ def test_shipped_scenarios_on_the_guest_give_the_simulators_outcomes(windows_lab
             reference = _reference(name, lab.folder)
             machine.output_dir = lab.folder / "runs" / name
             started = time.monotonic()
-            record = run_scenario(loaded_by_name[name], machine)
+            record = run_scenario(loaded_by_name[name], machine, [RunLog(machine.output_dir)])
             cites_defect = loaded_by_name[name].scenario.known_defect is not None
             expected = "xpassed" if cites_defect and reference.outcome == "passed" else reference.outcome
             assert (record.outcome, record.error) == (expected, None), f"{name}: {record.failure_text()}"
@@ -95,19 +101,22 @@ def test_shipped_scenarios_on_the_guest_give_the_simulators_outcomes(windows_lab
                 assert hashlib.sha256(dump.path.read_bytes()).hexdigest() == dump.sha256
             seconds[name] = round(time.monotonic() - started, 1)
             panics = machine.hypervisor.panics(since=started)
+            console = (machine.output_dir / CONSOLE_LOG).read_text(errors="replace")  # the machine kept it
             if name == CRASHING:
                 assert panics, "the bugcheck panicked the guest's kernel: pvpanic told QEMU"
                 assert "crash" in [dump.kind for dump in record.dumps], "the crash dump was pulled"
-                console = machine.hypervisor.keep_console(machine.output_dir / "console.log")
+                (crash,) = [step.crash for step in record.steps if step.crash is not None]
+                assert crash.reason.endswith(PVPANIC_SEEN), crash.reason  # the machine asked QEMU
+                assert f"{PVPANIC_SEEN}\n" in (machine.output_dir / "run.log").read_text()
                 assert PANIC_TEXT in console
-                assert PANIC_TEXT in (machine.output_dir / "console.log").read_text(errors="replace")
             else:
                 assert panics == [], f"{name}: no panic"
+                assert PANIC_TEXT not in console
         # The revert before the last scenario took the crash dump away with the rest of that boot.
         listed = machine.guest.script("list-dumps", {})["dumps"]
         assert [dump["kind"] for dump in listed if dump["kind"] == "crash"] == []
         print(f"\nWindows double on the {lab.guest.accel} guest, seconds (a record, not a test): {seconds}")
     finally:
         machine.close()
-        assert isinstance(machine.hypervisor.vm, AttachedQemu)
-        machine.hypervisor.vm.close()
+    assert isinstance(machine.hypervisor.vm, AttachedQemu)
+    assert machine.hypervisor.vm._monitor is None, "closing the machine closed its QMP monitor"

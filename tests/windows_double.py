@@ -471,6 +471,9 @@ class WindowsVmDouble:
         deadline with CommandTimeout, as harness/target/windows/winrm_session.py does for a command
         that outlives its deadline; the machine stays up on the same boot."""
         self.deadlines: list[tuple[str, float | None]] = []  # (template, the deadline it was given)
+        self.crash_listeners: list[Callable[[Crash], None]] = []
+        """Called with each bugcheck as it happens, before the connection drops: what watches the VM
+        from outside (a hypervisor's pvpanic, tests/crash_witness_double.py) hears it then."""
         if sim.settings.verifier:
             raise ValueError(
                 "a fresh VM runs without Driver Verifier: build the simulator with verifier=False"
@@ -522,8 +525,10 @@ class WindowsVmDouble:
         except TemplateThrow as thrown:
             failure = {"message": str(thrown), "category": "InvalidOperation", "script_line": 0}
             return _marker_result(powershell.ERROR_MARKER, failure, 1)
-        except MachineCrashed:
+        except MachineCrashed as crashed:
             self._note_boot()
+            for listener in self.crash_listeners:
+                listener(crashed.crash)
             raise SessionError(
                 "command", self.host, "the connection was reset while the command ran"
             ) from None

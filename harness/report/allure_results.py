@@ -4,7 +4,8 @@ so results from several workers or shards merge by copying folders.
 
 Fed by runner events only (labgrid's habit): one Allure step per YAML step with its IRQL, status,
 YAML position and time; on the step, each dump's summary, the dump file (up to a size limit) and
-its SVG map; on the result, the scenario's YAML and the run log. Serialised with allure-python-
+its SVG map; on the result, the scenario's YAML, the run log and, when the target kept one, the
+serial console (console.log, harness/target/ops.py). Serialised with allure-python-
 commons' own model and file logger, so the files are what every Allure adapter writes.
 """
 
@@ -31,7 +32,7 @@ from harness.report import allure_labels as meta
 from harness.report.dump_map import render_dump_map
 from harness.runner import RunListener
 from harness.scenario import LoadedScenario
-from harness.target.ops import CollectedDump
+from harness.target.ops import CONSOLE_LOG, CollectedDump
 from harness.target.status import status_name
 from harness.verify.evidence import DumpEvidence
 
@@ -183,6 +184,9 @@ class AllureScenarioResult(RunListener):
         log = record.output_dir / "run.log" if record.output_dir is not None else None
         if log is not None and log.is_file():
             attachments.append(self._attach_file(log, "run log", TEXT))
+        console = record.output_dir / CONSOLE_LOG if record.output_dir is not None else None
+        if console is not None and console.is_file():  # kept by a target whose hypervisor sees it
+            attachments.append(self._attach_file(console, "serial console", TEXT))
         return attachments
 
     def _attach_data(self, body: str | bytes, name: str, kind: tuple[str, str]) -> Attachment:

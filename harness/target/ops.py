@@ -193,6 +193,11 @@ def buffer_not_found(buffer: BufferRef) -> OpResult:
     return OpResult(STATUS_NOT_FOUND, detail=f"the driver has no buffer named {buffer!r} on this boot")
 
 
+CONSOLE_LOG = "console.log"
+"""The machine's serial console as a target keeps it in a scenario's output folder, beside run.log
+(the Windows target, from a hypervisor that sees the console); reports attach it when it is there."""
+
+
 @dataclass(frozen=True)
 class CollectedDump:
     """A dump the machine wrote, copied to the local output folder and hash-verified."""

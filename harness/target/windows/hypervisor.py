@@ -23,7 +23,12 @@ integration service (on by default) sets the clock of a restored VM itself.
 
 `check()` proves the hypervisor is reachable and knows the machine without changing anything; it is
 what `lkdh target check` runs. Sessions are opened per call and closed after it: a revert is rare, and
-a connection held between scenarios would only go stale.
+a connection held between scenarios would only go stale. So `close()` has nothing to do here; QEMU's
+and libvirt-python's hypervisors hold their monitor or connection open (events reach only connected
+clients) and close it there.
+
+A hypervisor that watches the VM may also be a crash witness (crash_witness.py: panics, console);
+none of these three is.
 """
 
 from __future__ import annotations
@@ -82,6 +87,10 @@ class Hypervisor(Protocol):
 
     def revert(self) -> None:
         """Return the machine to its clean snapshot and leave it running."""
+
+    def close(self) -> None:
+        """Release what the hypervisor holds open (a QMP monitor, a libvirt connection); the machine
+        calls it when it closes. A no-op where every call opens and closes its own session."""
 
 
 class SessionOpener(Protocol):
@@ -146,6 +155,9 @@ class HyperVHost:
                 f"VM '{self.settings.vm_name}' is {answer.get('state')!r}, not Running,"
                 f" after restoring checkpoint '{self.settings.checkpoint}'"
             )
+
+    def close(self) -> None:
+        """Nothing held: each call opens its own WinRM session."""
 
     def _run(self, name: str, params: dict[str, powershell.JsonValue]) -> dict:
         """Run a script on the host; a refusal of the account says which groups it needs.
@@ -215,6 +227,9 @@ class LibvirtHost:
                 state = self._domstate(session, deadline)
             self._sync_clock(session, deadline)
 
+    def close(self) -> None:
+        """Nothing held: each call opens its own SSH session."""
+
     def _sync_clock(self, session: RemoteSession, deadline: float) -> None:
         """`virsh domtime DOMAIN --now`, waiting for the guest agent to come up (module docstring)."""
         s = self.settings
@@ -268,3 +283,6 @@ class NoHypervisor:
             "cannot reset the machine: the target config has no hypervisor (hypervisor: {kind: none});"
             " configure kind: hyperv, libvirt or qemu with a clean checkpoint/snapshot to revert to"
         )
+
+    def close(self) -> None:
+        """Nothing to release."""

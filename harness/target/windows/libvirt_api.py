@@ -14,6 +14,15 @@ known_hosts), and what virsh cannot give in one call comes as API calls and even
   / PANICKED before it restarts (https://libvirt.org/formatdomain.html#panic-device).
 Events need libvirt's default event loop running: one daemon thread per process runs it.
 
+It is a crash witness (crash_witness.py): CRASHED events become `panics` (libvirt reports QEMU's
+GUEST_PANICKED as detail PANICKED and GUEST_CRASHLOADED, which a Windows guest with virtio-win's
+pvpanic driver sends when it writes a dump, as CRASHLOADED), and `keep_console` copies the file the
+domain's serial console writes: `<serial type='file'><source path=.../>` or a `<log file=.../>` of
+its serial or console (https://libvirt.org/formatdomain.html#consoles-serial-parallel-channel-devices).
+That file is on the libvirt host, so it is kept only when the URI names this host (no transport,
+no host name); over `qemu+ssh://` the console stays on the remote host, and `keep_console` says so
+once in the log rather than pretend.
+
 libvirt's errors become HypervisorError with libvirt's own message; its default error handler (which
 prints every error to stderr, even handled ones) is replaced by one that says nothing.
 """
@@ -21,13 +30,20 @@ prints every error to stderr, even handled ones) is replaced by one that says no
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from harness.target.windows.crash_witness import ConsoleFile, GuestPanic
 from harness.target.windows.hypervisor import HypervisorError
+
+log = logging.getLogger(__name__)
 
 _loop_started = threading.Lock()
 _loop_thread: threading.Thread | None = None
@@ -44,6 +60,8 @@ LIFECYCLE = {
     8: "crashed",
 }
 """virDomainEventType, as libvirt-domain.h numbers it."""
+CRASHED_DETAILS = {0: "panicked", 1: "crashloaded"}
+"""virDomainEventCrashedDetailType: VIR_DOMAIN_EVENT_CRASHED_PANICKED, _CRASHLOADED (libvirt 6.1)."""
 STATES = {0: "no state", 1: "running", 2: "blocked", 3: "paused", 4: "shutdown", 5: "shut off", 6: "crashed"}
 """virDomainState, in virsh domstate's words."""
 
@@ -94,6 +112,9 @@ class LibvirtApiHypervisor:
         self._connection: Any = None
         self._events: list[DomainEvent] = []
         self._changed = threading.Condition()
+        self._console: ConsoleFile | None = None
+        self.console_unavailable: str | None = None
+        """Why the console cannot be kept (found when the connection opens), or None."""
 
     def describe(self) -> str:
         return f"libvirt {self.uri} (libvirt-python): domain '{self.domain}', snapshot '{self.snapshot}'"
@@ -186,6 +207,7 @@ class LibvirtApiHypervisor:
                 domain, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None
             )
             self._connection = connection
+            self._find_console(domain)
         return self._connection.lookupByName(self.domain)
 
     def _on_lifecycle(self, _connection: Any, _domain: Any, event: int, detail: int, _opaque: Any) -> None:
@@ -203,3 +225,69 @@ class LibvirtApiHypervisor:
                 )
             poll(0.5)
             state = self.state()
+
+    # -- crash witness ----------------------------------------------------------------------------
+    def panics(self, since: float = 0.0) -> list[GuestPanic]:
+        """CRASHED events since `since` as the crash witness reports them (crash_witness.py)."""
+        return [
+            GuestPanic(
+                event.received,
+                "VIR_DOMAIN_EVENT_CRASHED",
+                {"detail": CRASHED_DETAILS.get(event.detail, str(event.detail))},
+                f"libvirt {self.uri} (domain '{self.domain}')",
+            )
+            for event in self.crashes(since)
+        ]
+
+    def keep_console(self, destination: Path) -> str:
+        """Append the console output not yet kept to `destination`; "" when it cannot be kept
+        (`console_unavailable` says why, and the log says it once)."""
+        if self._connection is None:
+            with self._api("console lookup"):
+                self._domain()
+        if self._console is None:
+            return ""
+        return self._console.keep(destination)
+
+    def _find_console(self, domain: Any) -> None:
+        """The serial console's file, from the domain XML, if this host can read it."""
+        parts = urlsplit(self.uri)
+        transport = parts.scheme.partition("+")[2]
+        if parts.hostname or transport not in ("", "unix"):
+            self._no_console(
+                f"the domain's console file is on the libvirt host of {self.uri}, not here:"
+                " read it there (virsh console, or its <serial type='file'> path)"
+            )
+            return
+        try:
+            path = console_file(domain.XMLDesc(0))
+        except _libvirt().libvirtError as error:
+            self._no_console(f"the domain XML of '{self.domain}' could not be read: {error}")
+            return
+        if path is None:
+            self._no_console(
+                f"domain '{self.domain}' writes its serial console to no file: add"
+                " <serial type='file'><source path='...'/></serial> (or a <log file='...'/>) to keep it"
+            )
+            return
+        self._console = ConsoleFile(Path(path))
+
+    def _no_console(self, reason: str) -> None:
+        self.console_unavailable = reason
+        log.warning("libvirt: the serial console is not kept: %s", reason)
+
+
+def console_file(domain_xml: str) -> str | None:
+    """The file a domain's serial console (or console) is written to: the source path of a
+    `type='file'` device, else the device's `<log file=...>`."""
+    devices = ET.fromstring(domain_xml).find("devices")
+    if devices is None:
+        return None
+    for device in [*devices.findall("serial"), *devices.findall("console")]:
+        source = device.find("source")
+        if device.get("type") == "file" and source is not None and source.get("path"):
+            return source.get("path")
+        logged = device.find("log")
+        if logged is not None and logged.get("file"):
+            return logged.get("file")
+    return None

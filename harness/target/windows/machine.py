@@ -8,6 +8,13 @@ decides (guest.BootIdentity, never the wall clock). If the machine answers from 
 crash dump is pulled, its header gives the bugcheck, and the operation's result carries a Crash; if
 it answers from the same boot, the transport failed and that is a TargetError at once.
 
+A hypervisor that is a crash witness (crash_witness.py: QEMU, libvirt-python) is asked too: whether it
+saw a panic (its report goes into the Crash's reason, so into run.log and the run record), and for
+the serial console, kept in the scenario's folder (console.log) after a lost command, a reboot, at
+each collect_dumps and at close, so it is there even when the scenario fails. The boot identity stays
+the primary signal; a panic reported while the machine still answers from the old boot means it has
+not come back yet, so the wait for the new boot then tolerates old-boot answers until its deadline.
+
 Before anything touches the VM the package is checked (package_check.py: INF, PE machine and KMDF
 import, signatures, catalog coverage, version stamp); the run record names the version and SHA-256
 of the build that was tested.
@@ -29,6 +36,7 @@ from harness.target.base import OperationTimeout, Target, TargetError
 from harness.target.lkd_ioctl import IOCTL_LIVEKERNELDUMP_CREATE
 from harness.target.machine_settings import MachineSettings
 from harness.target.ops import (
+    CONSOLE_LOG,
     Alloc,
     BufferRef,
     CollectedDump,
@@ -52,6 +60,7 @@ from harness.target.ops import (
 from harness.target.status import STATUS_NOT_FOUND, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_SUCCESS
 from harness.target.windows import lkdctl, module_config, protocol
 from harness.target.windows.config import TargetConfig
+from harness.target.windows.crash_witness import CrashWatch, crash_note, no_dump_note, not_back_note
 from harness.target.windows.driver_build import DriverBuild, declared_build, reported_build
 from harness.target.windows.guest import NO_BOOT, BootIdentity, Guest
 from harness.target.windows.hypervisor import Hypervisor, SessionOpener, hypervisor_from_config
@@ -119,6 +128,8 @@ class WindowsMachine(Target):
         self._deadline: float | None = None  # the running step's timeout, for the lkdctl call
         self._settings = MachineSettings()  # the scenario's `machine:`, applied at prepare()
         self._setup = MachineSetup(self.guest, config)
+        self.watch = CrashWatch(config.name, lambda: self.hypervisor)
+        """The hypervisor as a crash witness, when it is one (crash_witness.py)."""
 
     # -- Target -------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -141,6 +152,7 @@ class WindowsMachine(Target):
             log.info("%s: %s", self.config.name, action)
         self._check_settings_took()
         self._boot = self.guest.boot_identity()
+        self.watch.boot_confirmed()
         self._forget_boot()
         self._known_dumps = {_dump_key(dump) for dump in self._list_dumps()}
         self._prepared = True
@@ -209,9 +221,12 @@ class WindowsMachine(Target):
                 return OpResult(STATUS_SUCCESS)
             case Reboot():
                 self._boot = self._restart(timeout)
+                self.watch.boot_confirmed()
+                self.watch.keep_console(self.output_dir, CONSOLE_LOG)
                 self._forget_boot()
                 return OpResult(STATUS_SUCCESS)
         self._deadline = timeout
+        started = self.watch.now()
         try:
             return self._driver_op(op)
         except ScriptError:
@@ -220,7 +235,7 @@ class WindowsMachine(Target):
             if timeout is not None and isinstance(error, CommandTimeout) and self._still_on_this_boot():
                 detail = f"the machine still answers on the same boot, so the call hangs ({error})"
                 raise OperationTimeout(timeout, detail) from error
-            return self._after_lost_command(error)
+            return self._after_lost_command(error, started)
         finally:
             self._deadline = None
 
@@ -245,9 +260,18 @@ class WindowsMachine(Target):
 
     def collect_dumps(self) -> list[CollectedDump]:
         """Pull every dump written since the last call; each copy is proven by the guest's SHA-256.
-        Nothing on the guest is deleted: the known-set keeps a dump from being collected twice."""
+        Nothing on the guest is deleted: the known-set keeps a dump from being collected twice.
+        The console so far is kept first: the runner calls this even when the scenario failed."""
+        self.watch.keep_console(self.output_dir, CONSOLE_LOG)
         collected, self._pending = self._pending, []
-        fresh = [d for d in self._list_dumps() if _dump_key(d) not in self._known_dumps]
+        try:
+            listed = self._list_dumps()
+        except SessionError as error:  # down after the last command: the witness may know why
+            note = not_back_note(self.watch.panics())
+            if note:
+                raise TargetError(f"the dumps could not be listed ({error}){note}") from error
+            raise
+        fresh = [d for d in listed if _dump_key(d) not in self._known_dumps]
         if not fresh:
             return collected
         hashes = self.guest.file_hashes([d["path"] for d in fresh])
@@ -317,14 +341,19 @@ class WindowsMachine(Target):
         return self._declared
 
     def close(self) -> None:
-        """Put back the parameters and Verifier state lkdh changed, then disconnect."""
+        """Put back the parameters and Verifier state lkdh changed, keep the last of the console,
+        then disconnect from the guest and the hypervisor."""
         try:
             for action in self._setup.restore():
                 log.info("%s: restored: %s", self.config.name, action)
         except (SessionError, TargetError) as error:
             log.warning("%s: could not restore the VM's own machine settings: %s", self.config.name, error)
         finally:
-            self.guest.close()
+            try:
+                self.watch.keep_console(self.output_dir, CONSOLE_LOG)
+                self.guest.close()
+            finally:
+                self.hypervisor.close()
 
     # -- operations ---------------------------------------------------------------------------
     def _driver_op(self, op: Op) -> OpResult:
@@ -480,22 +509,35 @@ class WindowsMachine(Target):
         return lkdctl.parse_lkdctl_output(result["stdout"], result["exit_code"])
 
     # -- crashes, reboots, dumps ------------------------------------------------------------------
-    def _after_lost_command(self, error: SessionError) -> OpResult:
-        """The command died with its connection: a bugcheck if the machine rebooted, else a TargetError."""
+    def _after_lost_command(self, error: SessionError, started: float) -> OpResult:
+        """The command died with its connection: a bugcheck if the machine rebooted, else a TargetError.
+        The witness's panics (if it is one) are reported beside what the boot identity says."""
         if self._boot is None:
             raise error
+        before = self._boot
+        known = self.watch.panics()
+        # A panic already reported: an answer from the old boot cannot mean "no crash" (it has not
+        # gone down yet, or a stale answer): wait for the new boot to the deadline.
+        grace = self.config.timeouts.boot if known else 0.0
         try:
-            self._boot = self.guest.wait_for_new_boot(self._boot, same_boot_grace=0.0)
+            self._boot = self.guest.wait_for_new_boot(self._boot, same_boot_grace=grace)
         except SessionError as waited:  # its detail says whether it was down or up on the old boot
+            self.watch.keep_console(self.output_dir, CONSOLE_LOG)
+            panics = self.watch.panics()
+            self.watch.log_crash(None, panics, started)
             lost = f"the connection was lost during an operation ({error})"
-            raise TargetError(f"{lost}: {waited.detail}") from error
+            raise TargetError(f"{lost}: {waited.detail}{not_back_note(panics)}") from error
+        panics = self.watch.panics()
+        self.watch.boot_confirmed()
+        self.watch.keep_console(self.output_dir, CONSOLE_LOG)
+        self.watch.log_crash(f"{before.describe()} -> {self._boot.describe()}", panics, started)
         self._forget_boot()
         collected = self.collect_dumps()
         crash_dumps = [d for d in collected if d.kind == "crash"]
         if not crash_dumps:
             raise TargetError(
                 "the machine rebooted during an operation but wrote no crash dump "
-                f"(check CrashControl): {error}"
+                f"(check CrashControl): {error}{no_dump_note(panics)}"
             )
         newest = crash_dumps[-1]
         try:
@@ -506,12 +548,8 @@ class WindowsMachine(Target):
         except DumpFormatError as bad:
             raise TargetError(f"the machine crashed but its crash dump is unreadable: {bad}") from bad
         self._pending = collected  # the runner's next collect_dumps() reports them, live ones too
-        return OpResult(
-            STATUS_SUCCESS,
-            crash=Crash(
-                code, (p1, p2, p3, p4), f"the machine bugchecked and rebooted ({error.detail})", newest.path
-            ),
-        )
+        reason = f"the machine bugchecked and rebooted ({error.detail}){crash_note(panics)}"
+        return OpResult(STATUS_SUCCESS, crash=Crash(code, (p1, p2, p3, p4), reason, newest.path))
 
     def _list_dumps(self) -> list[dict[str, Any]]:
         return list(self.guest.script("list-dumps", {})["dumps"])

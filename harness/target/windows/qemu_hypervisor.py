@@ -7,10 +7,11 @@ harness drives itself can give:
   harness waits for the job's JOB_STATUS_CHANGE to `concluded`, reads its error from `query-jobs` and
   dismisses it (https://qemu-project.gitlab.io/qemu/interop/qemu-qmp-ref.html, "snapshot-save");
 - a power cycle (QEMU process off and on, a cold boot) and a reset (`system_reset`, the reset line);
-- crashes as QEMU sees them: pvpanic's GUEST_PANICKED event, with the host time it arrived, so a
-  caller can tell a panic from an ordinary reboot without asking the guest;
+- crashes as QEMU sees them: pvpanic's GUEST_PANICKED or GUEST_CRASHLOADED event, with the host
+  time it arrived, so a caller can tell a panic from an ordinary reboot without asking the guest;
 - the serial console, which QEMU appends to a file, copied into the run's log folder piece by piece
   (`keep_console`), so the console around a crash is kept even when the run fails after it.
+The last two make it a crash witness (crash_witness.py), which WindowsMachine asks by itself.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Protocol
 
 from harness.target.windows.config import QemuSettings
+from harness.target.windows.crash_witness import ConsoleFile, GuestPanic
 from harness.target.windows.hypervisor import HypervisorError
 from harness.target.windows.qmp_monitor import QmpError, QmpEvent, QmpMonitor
 
@@ -31,6 +33,10 @@ log = logging.getLogger(__name__)
 
 JOB_DEADLINE = 120.0
 """A snapshot of a 512 MiB guest takes a few seconds; a job still running after this is stuck."""
+
+PANIC_EVENTS = ("GUEST_PANICKED", "GUEST_CRASHLOADED")
+"""pvpanic's two reports: a panic, and a panic the guest handles itself by writing a dump (what
+virtio-win's Windows driver sends when a crash dump is written; crash_witness.py)."""
 
 _job_numbers = itertools.count(1)
 
@@ -101,7 +107,7 @@ class QemuHypervisor:
     def __init__(self, vm: QemuMachine, snapshot: str = "clean") -> None:
         self.vm = vm
         self.snapshot = snapshot
-        self._console_kept = 0
+        self._console = ConsoleFile(vm.console_log)
 
     @classmethod
     def from_settings(cls, settings: QemuSettings) -> QemuHypervisor:
@@ -191,25 +197,47 @@ class QemuHypervisor:
         """Press the reset line (`system_reset`): the guest reboots without shutting down."""
         self.vm.qmp().execute("system_reset")
 
-    def panics(self, since: float = 0.0) -> list[QmpEvent]:
-        """GUEST_PANICKED events (pvpanic) received since `since` (host monotonic time)."""
-        return self.vm.qmp().events(since, "GUEST_PANICKED")
+    def panics(self, since: float = 0.0) -> list[GuestPanic]:
+        """pvpanic's reports (GUEST_PANICKED, GUEST_CRASHLOADED) received since `since` (host
+        monotonic time), as the crash witness reports them (crash_witness.py)."""
+        with _as_hypervisor_error():
+            events = self.vm.qmp().events(since)
+        return [self._panic(event) for event in events if event.name in PANIC_EVENTS]
 
-    def wait_for_panic(self, *, since: float, timeout: float) -> QmpEvent | None:
-        return self.vm.qmp().wait_for("GUEST_PANICKED", since=since, timeout=timeout)
+    def wait_for_panic(self, *, since: float, timeout: float) -> GuestPanic | None:
+        """The first panic report since `since`; None after `timeout` s."""
+        with _as_hypervisor_error():
+            found = self.vm.qmp().wait_for(PANIC_EVENTS, since=since, timeout=timeout)
+        return None if found is None else self._panic(found)
+
+    def _panic(self, event: QmpEvent) -> GuestPanic:
+        details: dict[str, object] = {}
+        if "action" in event.data:
+            details["action"] = event.data["action"]
+        info = event.data.get("info")
+        if isinstance(info, dict):
+            details["info"] = _panic_information(info)
+        return GuestPanic(event.received, event.name, details, f"QEMU (VM '{self.vm.name}')")
 
     def keep_console(self, destination: Path) -> str:
         """Append the console output not yet kept to `destination` (the run's console log); returns it."""
-        if self.vm.console_log is None:
-            return ""
-        try:
-            with self.vm.console_log.open("rb") as console:
-                console.seek(self._console_kept)
-                chunk = console.read()
-        except FileNotFoundError:
-            return ""
-        self._console_kept += len(chunk)
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        with destination.open("ab") as kept:
-            kept.write(chunk)
-        return chunk.decode("utf-8", "replace")
+        return self._console.keep(destination)
+
+    def close(self) -> None:
+        """Close the monitor of an attached QEMU (the harness opened it); a `QemuVm` is its owner's,
+        who stops it."""
+        if isinstance(self.vm, AttachedQemu):
+            self.vm.close()
+
+
+def _panic_information(info: dict[str, object]) -> str:
+    """QEMU's GuestPanicInformation in one line. With Hyper-V enlightenments (`hv-crash`) Windows
+    hands the bugcheck code and its four parameters to the hypervisor, and QEMU reports them as
+    arg1..arg5 (qapi/run-state.json, GuestPanicInformationHyperV)."""
+    if info.get("type") == "hyper-v":
+        args = [info.get(f"arg{n}") for n in range(1, 6)]
+        numbers = [arg for arg in args if isinstance(arg, int)]
+        if len(numbers) == 5:
+            shown = ", ".join(f"0x{p:X}" for p in numbers[1:])
+            return f"hyper-v bugcheck 0x{numbers[0]:X} ({shown})"
+    return ", ".join(f"{key} {value}" for key, value in info.items())

@@ -106,18 +106,20 @@ class QmpMonitor:
 
     def wait_for(
         self,
-        name: str,
+        name: str | tuple[str, ...],
         *,
         since: float,
         timeout: float,
         match: Callable[[QmpEvent], bool] = lambda _event: True,
     ) -> QmpEvent | None:
-        """The first `name` event received since `since` that `match` accepts; None after `timeout` s."""
+        """The first `name` event (or one of several names) received since `since` that `match`
+        accepts; None after `timeout` s."""
+        names = (name,) if isinstance(name, str) else name
         deadline = time.monotonic() + timeout
         with self._log.changed:
             while True:
                 for event in self._log.events:
-                    if event.received >= since and event.name == name and match(event):
+                    if event.received >= since and event.name in names and match(event):
                         return event
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:

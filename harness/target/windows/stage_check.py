@@ -283,7 +283,9 @@ class _Checks:
         return f"SFTP answers on the command connection (home {home})"
 
     def hypervisor(self) -> str:
-        return hypervisor_from_config(self.config.hypervisor, self.sessions).check()
+        """Asked once and closed: a QMP monitor or libvirt connection `check` opened is let go."""
+        with closing(hypervisor_from_config(self.config.hypervisor, self.sessions)) as hypervisor:
+            return hypervisor.check()
 
     def _script(self, name: str, params: dict[str, powershell.JsonValue]) -> dict:
         assert self.commands is not None
