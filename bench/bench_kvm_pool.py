@@ -13,7 +13,9 @@ same four scenarios (bench/README.md, "The pool on two KVM guests"):
    by the project's conftest around the hypervisor's revert (QMP `snapshot-load`), the wait for the
    machine to answer again, and the machine's sleeps (the one-minute spacing left after the revert,
    `wait:` steps); the rest is the harness's own overhead (with the double's work in the guest and
-   SSH: under TCG, both emulated). Peer: those waits, the run's floor.
+   SSH: under TCG, both emulated). Peer: those waits, the run's floor. The CPU time of the pytest
+   processes themselves (host side: the harness, its SSH client) is given beside it, since under
+   TCG most of the rest is the guest's emulated CPU.
 The load average is sampled every 5 s through each run.
 """
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -87,10 +90,10 @@ def timed_run(project: Path, target: str, workers: int, waits: Path | None = Non
     tag = f"{target}-{workers}"
     env = {"LKDH_WAIT_LOG": str(waits)} if waits else {}
     with LoadSampler() as load:
-        began = time.perf_counter()
+        began, cpu_before = time.perf_counter(), _children_cpu()
         process = start_pytest(project, pytest_args(target, workers, tag), env)
         output = process.communicate()[0].decode(errors="replace")
-        seconds = time.perf_counter() - began
+        seconds, cpu = time.perf_counter() - began, _children_cpu() - cpu_before
     junit = project / f"junit-{tag}.xml"
     cases = case_seconds(junit, target)
     failed = failures(junit)
@@ -101,7 +104,15 @@ def timed_run(project: Path, target: str, workers: int, waits: Path | None = Non
     print(
         f"   {target} pool, -n {workers}: {len(cases)} in {seconds:.1f} s = {rate:.2f}/min; {load.describe()}"
     )
-    return {"seconds": seconds, "rate": rate, "cases": cases, "load": load.describe()}
+    print(f"      CPU of the pytest processes (host side, start-up included): {cpu:.1f} s")
+    return {"seconds": seconds, "rate": rate, "cases": cases, "load": load.describe(), "cpu": cpu}
+
+
+def _children_cpu() -> float:
+    """User + system seconds of the reaped child processes: pytest and its xdist workers (each
+    reaped by its parent), and their ssh clients; not QEMU, which is this process's and still runs."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def split(waits: Path, cases: dict[str, float]) -> None:
