@@ -10,6 +10,7 @@ runners beside the same hypervisor) also exclude each other.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ import pytest
 from harness.pool import WorkerLease, lease_history, out_of_pool
 from harness.target.base import TargetError
 from harness.targets import TargetFactory
+
+log = logging.getLogger(__name__)
 
 LEASE_DIR_KEY = pytest.StashKey[Path]()
 
@@ -62,10 +65,22 @@ class PoolSeat:
         return None
 
     def take_out(self, reason: str) -> None:
+        self._disconnect()
         self.lease.take_out(reason)
 
     def release(self) -> None:
+        self._disconnect()
         self.lease.release()
+
+    def _disconnect(self) -> None:
+        """Close the held machine before its lock is given up, not at the end of the worker's
+        process: the next holder must not find this worker still on the VM's QMP monitor."""
+        member = self.lease.member
+        if member is not None:
+            try:
+                self.factory.close_member(member)
+            except (TargetError, OSError) as error:  # a dead VM's sessions may fail to close
+                log.warning("%s: closing %s before giving up its lease: %s", worker_id(), member, error)
 
 
 def report_lines(folder: Path) -> list[str]:

@@ -123,6 +123,22 @@ class TargetFactory:
         for machine in machines:
             machine.close()
 
+    def close_member(self, member: str) -> None:
+        """Disconnect from one pool member (its sessions and its hypervisor's monitor), so that the
+        next worker to lease it finds it free: a QEMU QMP socket serves one client at a time."""
+        machine = self._windows.pop(member, None)
+        if machine is None:
+            return
+        machine.close()
+        # The hypervisor's own connection (a QMP monitor, a libvirt connection) is not the sessions'
+        # and WindowsMachine.close() leaves it open; the first part that can close it does.
+        hypervisor = getattr(machine, "hypervisor", None)
+        for part in (hypervisor, getattr(hypervisor, "vm", None)):
+            close = getattr(part, "close", None)
+            if callable(close):
+                close()
+                break
+
     def _windows_machine(self, output_dir: Path, member: str | None = None) -> Target:
         reason = self.vm_skip_reason()
         if reason is not None:

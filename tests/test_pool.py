@@ -163,3 +163,51 @@ def test_target_check_checks_every_vm_of_a_pool_under_its_name(tmp_path: Path) -
     assert result.returncode == 3, result.stdout + result.stderr
     assert result.stdout.index("== win-a") < result.stdout.index("== win-b")
     assert result.stdout.count("target check FAILED at: tcp") == 2, result.stdout
+
+
+def test_a_seat_disconnects_from_its_machine_before_giving_up_the_lease(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A QEMU QMP socket serves one client: the next worker to lease a VM must not find the last
+    holder still connected, so the machine and its hypervisor's monitor close while the lock is held."""
+    from harness.pytest_pool import PoolSeat
+
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0")  # the seat's worker, whoever runs this test
+    closed: list[tuple[str, bool]] = []
+
+    def still_locked(name: str) -> bool:
+        probe = WorkerLease(["win-a", "win-b"], tmp_path / "leases", "gw9", lambda _: "ok", wait_seconds=0)
+        taken = probe._try(name)
+        probe.release()
+        return not taken
+
+    class Monitor:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def close(self) -> None:
+            closed.append((f"{self.name} monitor", still_locked(self.name)))
+
+    class Machine:
+        def __init__(self, name: str) -> None:
+            self.name = name
+            self.hypervisor = type("Hypervisor", (), {"vm": Monitor(name)})()
+
+        def health_check(self) -> str:
+            return f"{self.name} answers"
+
+        def close(self) -> None:
+            closed.append((f"{self.name} sessions", still_locked(self.name)))
+
+    path = write(tmp_path, "pool:\n" + VM.format(name="win-a") + VM.format(name="win-b"))
+    factory = TargetFactory(target_config=path, machine_builder=lambda config, _: Machine(config.name))  # type: ignore[arg-type,return-value]
+    seat = PoolSeat(factory, tmp_path / "leases", wait_seconds=0)
+    assert seat.member() == "win-a"
+    seat.take_out("win-a stopped answering")
+    assert closed == [("win-a sessions", True), ("win-a monitor", True)], "closed while still leased"
+    assert seat.member() == "win-b" and not still_locked("win-a"), "win-a is free once out"
+    seat.release()
+    assert closed[2:] == [("win-b sessions", True), ("win-b monitor", True)]
+    assert not still_locked("win-b"), "then the lock is free"
+    seat.release()
+    assert len(closed) == 4, "releasing twice closes nothing twice"
