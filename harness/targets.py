@@ -129,15 +129,7 @@ class TargetFactory:
         machine = self._windows.pop(member, None)
         if machine is None:
             return
-        machine.close()
-        # The hypervisor's own connection (a QMP monitor, a libvirt connection) is not the sessions'
-        # and WindowsMachine.close() leaves it open; the first part that can close it does.
-        hypervisor = getattr(machine, "hypervisor", None)
-        for part in (hypervisor, getattr(hypervisor, "vm", None)):
-            close = getattr(part, "close", None)
-            if callable(close):
-                close()
-                break
+        machine.close()  # its sessions and its hypervisor's connection (WindowsMachine.close)
 
     def _windows_machine(self, output_dir: Path, member: str | None = None) -> Target:
         reason = self.vm_skip_reason()

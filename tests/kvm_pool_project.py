@@ -4,8 +4,8 @@ Shared by tests/test_pool_on_kvm.py (the pool's behaviour on real VMs) and bench
 (its throughput and the harness's overhead there): one recipe, so the figures are of what is tested.
 
 The project's conftest builds each member's machine through the plugin's `pytest_lkdh_make_vm` hook:
-a WindowsMachine over the member's own config, commands over its SSH settings (SshCommandSessions,
-windows_guest.py: no WinRM server runs on Linux). It also times, per worker, the parts of each run
+a WindowsMachine over the member's own config, with the product's own sessions (the lab's config
+says `commands: ssh`: no WinRM server runs on Linux). It also times, per worker, the parts of each run
 that are the VM's and not the harness's: the hypervisor's revert, the wait for the machine to answer
 again (after a revert, a reboot or a crash), and the machine's own sleeps (the one-minute spacing,
 `wait:` steps). Those go to `LKDH_WAIT_LOG` (one JSON line per interval) when it is set; the nested
@@ -42,7 +42,7 @@ SELECTION = " or ".join(SCENARIOS)
 CONFTEST = '''
 import json, os, sys, time
 sys.path.insert(0, os.environ["LKDH_TESTS_DIR"])
-from windows_guest import SshCommandSessions
+from harness.target.windows.stage_check import ConfiguredSessions
 from harness.target.windows.machine import WindowsMachine
 
 _depth = [0]
@@ -76,7 +76,7 @@ def _timed(member, kind, function):
 
 def pytest_lkdh_make_vm(target_config, output_dir):
     name = target_config.name
-    sessions = SshCommandSessions(target_config.host, target_config.ssh)
+    sessions = ConfiguredSessions()
     machine = WindowsMachine(output_dir, target_config, sessions, sleep=_timed(name, "wait", time.sleep))
     machine.hypervisor.revert = _timed(name, "revert", machine.hypervisor.revert)
     machine.guest.wait_for_new_boot = _timed(name, "boot", machine.guest.wait_for_new_boot)
