@@ -3,8 +3,8 @@
 The test driver is libvirt's in-process mock hypervisor, shipped with libvirt itself: a running domain
 `test`, snapshots, destroy/create, reset and lifecycle events, all through the same API and binding a
 `qemu:///system` or `qemu+ssh://` connection uses. What it cannot show: a real guest behind the domain
-(its disk and memory restored, a pvpanic crash event, the serial console): those need a libvirtd
-running QEMU domains, which this machine's sandbox does not give the tests (see the README).
+(its disk and memory restored, a pvpanic crash event, the serial console): tests/test_libvirt_qemu.py
+shows those on a system libvirtd running the KVM guest.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ except ImportError:
 else:
     LIBVIRT_MISSING = ""
 
-from harness.target.windows.libvirt_api import LibvirtApiHypervisor
+from harness.target.windows.libvirt_api import LibvirtApiHypervisor, external_parts, uri_problem
 
 TARGET = """\
 name: lab
@@ -110,3 +110,26 @@ def test_an_unknown_domain_or_snapshot_is_a_hypervisor_error(needs_libvirt: None
     with pytest.raises(HypervisorError, match=r"revert of domain 'test' failed: .*'never-taken'"):
         missing.revert()
     missing.close()
+
+
+def test_a_pinned_known_hosts_in_a_qemu_ssh_uri_is_refused_with_the_libssh_alternative() -> None:
+    """libvirt's ssh transport runs OpenSSH, which never reads known_hosts= (https://libvirt.org/uri.html)."""
+    uri = "qemu+ssh://lkdh@kvm.example.test/system?keyfile=/k&known_hosts=/kh"
+    with pytest.raises(HypervisorError, match=r"use the libssh transport \(qemu\+libssh://lkdh@kvm"):
+        LibvirtApiHypervisor(uri, "win11", "clean")
+    assert uri_problem("qemu+libssh://lkdh@kvm.example.test/system?known_hosts=/kh") is None
+    assert uri_problem("qemu+ssh://lkdh@kvm.example.test/system?keyfile=/k") is None
+
+
+def test_what_of_a_snapshot_is_external_is_read_from_its_xml() -> None:
+    """<domainsnapshot>'s memory and disks carry snapshot='external' (https://libvirt.org/formatsnapshot.html)."""
+    internal = (
+        "<domainsnapshot><name>c</name><memory snapshot='internal'/>"
+        "<disks><disk name='vda' snapshot='internal'/></disks></domainsnapshot>"
+    )
+    external = (
+        "<domainsnapshot><name>c</name><memory snapshot='external' file='/m'/><disks>"
+        "<disk name='vda' snapshot='external'/><disk name='vdb' snapshot='no'/></disks></domainsnapshot>"
+    )
+    assert external_parts(internal) == []
+    assert external_parts(external) == ["memory", "disk vda"]
