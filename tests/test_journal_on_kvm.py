@@ -38,6 +38,7 @@ from windows_kvm_lab import PROFILE, SNAPSHOT, WindowsLab, lab_missing_reason, p
 
 from harness.report.journal import read_journal, record_from_json
 from harness.scenario import load_scenarios
+from harness.target.windows.session import CommandTimeout, SessionError
 
 KVM_MISSING = lab_missing_reason()
 pytestmark = pytest.mark.skipif(KVM_MISSING is not None, reason=KVM_MISSING or "")
@@ -108,9 +109,20 @@ def started(journal: Path, name: str) -> int:
     return sum(1 for event in lines if event["event"] == "scenario_started" and event["scenario"] == name)
 
 
-def guest_has(lab: WindowsLab, path: str) -> bool:
-    with lab.guest.session() as root:
-        return root.run(["test", "-e", path], timeout=300).ok
+def guest_has(lab: WindowsLab, path: str, deadline: float = 900.0) -> bool:
+    """Whether the guest's disk holds `path`, asked until the guest answers: the cut-off scenario
+    bugchecks at its first step, so the guest may be panicking and rebooting (from the same reverted
+    disk) just when the test asks, and a busy TCG guest takes minutes to come back (seen in a loaded
+    run: no SSH answer within 60 s)."""
+    until = time.monotonic() + deadline
+    while True:
+        try:
+            with lab.guest.session() as root:
+                return root.run(["test", "-e", path], timeout=300).ok
+        except (SessionError, CommandTimeout):
+            if time.monotonic() > until:
+                raise
+            time.sleep(2)
 
 
 def test_a_run_on_the_guest_killed_mid_scenario_resumes_to_an_uninterrupted_runs_record(
@@ -141,7 +153,8 @@ def test_a_run_on_the_guest_killed_mid_scenario_resumes_to_an_uninterrupted_runs
     assert not (cut_out / "run-record.json").exists(), "killed: it never wrote its record"
 
     with lab.guest.session() as root:  # after the snapshot: a revert takes it away
-        assert root.run(["touch", MARKER], timeout=300).ok
+        # synced: the re-run's bugcheck panics the guest, and an unsynced marker would vanish with it
+        assert root.run(["sh", "-c", f"touch {MARKER} && sync"], timeout=300).ok
     began = time.monotonic()
     resumed = lkdh_run(tmp_path / "resumed.log", scenario_file, *target, "--resume", journal)
     try:

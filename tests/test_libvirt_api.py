@@ -3,8 +3,9 @@
 The test driver is libvirt's in-process mock hypervisor, shipped with libvirt itself: a running domain
 `test`, snapshots, destroy/create, reset and lifecycle events, all through the same API and binding a
 `qemu:///system` or `qemu+ssh://` connection uses. What it cannot show: a real guest behind the domain
-(its disk and memory restored, a pvpanic crash event, QEMU writing the serial console file): those
-need a libvirtd running QEMU domains.
+(its disk and memory restored, a pvpanic crash event, the serial console): tests/test_libvirt_qemu.py
+shows those on a system libvirtd running the KVM guest (the console file and the crash event
+through the crash witness included).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ else:
     LIBVIRT_MISSING = ""
 
 from harness.target.windows.crash_witness import witness_of
-from harness.target.windows.libvirt_api import LibvirtApiHypervisor, console_file
+from harness.target.windows.libvirt_api import LibvirtApiHypervisor, console_file, external_parts, uri_problem
 
 TARGET = """\
 name: lab
@@ -196,3 +197,26 @@ def test_crashed_events_are_the_witness_panics(needs_libvirt: None) -> None:
         "libvirt test:///default (domain 'test') reported VIR_DOMAIN_EVENT_CRASHED (detail crashloaded)",
     ]
     assert hypervisor.panics(time.monotonic()) == []
+
+
+def test_a_pinned_known_hosts_in_a_qemu_ssh_uri_is_refused_with_the_libssh_alternative() -> None:
+    """libvirt's ssh transport runs OpenSSH, which never reads known_hosts= (https://libvirt.org/uri.html)."""
+    uri = "qemu+ssh://lkdh@kvm.example.test/system?keyfile=/k&known_hosts=/kh"
+    with pytest.raises(HypervisorError, match=r"use the libssh transport \(qemu\+libssh://lkdh@kvm"):
+        LibvirtApiHypervisor(uri, "win11", "clean")
+    assert uri_problem("qemu+libssh://lkdh@kvm.example.test/system?known_hosts=/kh") is None
+    assert uri_problem("qemu+ssh://lkdh@kvm.example.test/system?keyfile=/k") is None
+
+
+def test_what_of_a_snapshot_is_external_is_read_from_its_xml() -> None:
+    """<domainsnapshot>'s memory and disks carry snapshot='external' (https://libvirt.org/formatsnapshot.html)."""
+    internal = (
+        "<domainsnapshot><name>c</name><memory snapshot='internal'/>"
+        "<disks><disk name='vda' snapshot='internal'/></disks></domainsnapshot>"
+    )
+    external = (
+        "<domainsnapshot><name>c</name><memory snapshot='external' file='/m'/><disks>"
+        "<disk name='vda' snapshot='external'/><disk name='vdb' snapshot='no'/></disks></domainsnapshot>"
+    )
+    assert external_parts(internal) == []
+    assert external_parts(external) == ["memory", "disk vda"]

@@ -11,7 +11,9 @@ known_hosts), and what virsh cannot give in one call comes as API calls and even
 - crashes as libvirt reports them: the domain's lifecycle events (`virConnectDomainEventRegisterAny`
   with VIR_DOMAIN_EVENT_ID_LIFECYCLE), kept with the host time they arrived. A guest with a pvpanic
   device (`<panic model='isa'/>`) and `<on_crash>restart</on_crash>` reports VIR_DOMAIN_EVENT_CRASHED
-  / PANICKED before it restarts (https://libvirt.org/formatdomain.html#panic-device).
+  / PANICKED before it restarts (https://libvirt.org/formatdomain.html#panic-device); a guest's own
+  reboot is no lifecycle event (the QEMU process and its state stay), so VIR_DOMAIN_EVENT_ID_REBOOT
+  is kept as the event "rebooted".
 Events need libvirt's default event loop running: one daemon thread per process runs it.
 
 It is a crash witness (crash_witness.py): CRASHED events become `panics` (libvirt reports QEMU's
@@ -23,6 +25,14 @@ That file is on the libvirt host, so it is kept only when the URI names this hos
 no host name); over `qemu+ssh://` the console stays on the remote host, and `keep_console` says so
 once in the log rather than pretend.
 
+Two things libvirt itself gets wrong for this use, refused here with what to do instead:
+- reverting to an external snapshot: libvirt before 9.7 answers "revert to external snapshot not
+  supported yet" only after the harness has asked; `check()` and `revert()` say so up front, naming
+  the version (Debian 12 ships 9.0);
+- `known_hosts=` in a `qemu+ssh://` URI: that transport runs OpenSSH's ssh, which ignores the
+  parameter and checks the user's own known_hosts; only `qemu+libssh://` and `qemu+libssh2://` read
+  it (https://libvirt.org/uri.html, "known_hosts"), so a pinned key would silently not be used.
+
 libvirt's errors become HypervisorError with libvirt's own message; its default error handler (which
 prints every error to stderr, even handled ones) is replaced by one that says nothing.
 """
@@ -33,12 +43,12 @@ import contextlib
 import logging
 import threading
 import time
-import xml.etree.ElementTree as ET
+import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from harness.target.windows.crash_witness import ConsoleFile, GuestPanic
 from harness.target.windows.hypervisor import HypervisorError
@@ -64,6 +74,35 @@ CRASHED_DETAILS = {0: "panicked", 1: "crashloaded"}
 """virDomainEventCrashedDetailType: VIR_DOMAIN_EVENT_CRASHED_PANICKED, _CRASHLOADED (libvirt 6.1)."""
 STATES = {0: "no state", 1: "running", 2: "blocked", 3: "paused", 4: "shutdown", 5: "shut off", 6: "crashed"}
 """virDomainState, in virsh domstate's words."""
+EXTERNAL_REVERT_SINCE = 9_007_000
+"""libvirt 9.7.0 added reverting to external snapshots to its QEMU driver; before it, 'not supported yet'."""
+
+
+def uri_problem(uri: str) -> str | None:
+    """Why `uri` would not do what it says, or None (module docstring: known_hosts and qemu+ssh)."""
+    parts = urlsplit(uri)
+    if parts.scheme.endswith("+ssh") and "known_hosts" in parse_qs(parts.query):
+        libssh = uri.replace("+ssh://", "+libssh://", 1)
+        return (
+            f"libvirt URI {uri}: libvirt's ssh transport runs OpenSSH, which ignores known_hosts= and"
+            f" checks ~/.ssh/known_hosts instead; for a pinned host key file use the libssh transport"
+            f" ({libssh}&known_hosts_verify=normal&sshauth=privkey), or drop known_hosts= and put the"
+            " key in ~/.ssh/known_hosts"
+        )
+    return None
+
+
+def external_parts(snapshot_xml: str) -> list[str]:
+    """What of a snapshot is external (`memory`, `disk vda`...), from its <domainsnapshot> XML."""
+    root = ElementTree.fromstring(snapshot_xml)
+    found = []
+    memory = root.find("memory")
+    if memory is not None and memory.get("snapshot") == "external":
+        found.append("memory")
+    for disk in root.findall("disks/disk"):
+        if disk.get("snapshot") == "external":
+            found.append(f"disk {disk.get('name')}")
+    return found
 
 
 @dataclass(frozen=True)
@@ -108,6 +147,9 @@ class LibvirtApiHypervisor:
     """Reverts, cycles and watches one libvirt domain through libvirt-python."""
 
     def __init__(self, uri: str, domain: str, snapshot: str, *, timeout: float = 600.0) -> None:
+        problem = uri_problem(uri)
+        if problem is not None:
+            raise HypervisorError(problem)
         self.uri, self.domain, self.snapshot, self.timeout = uri, domain, snapshot, timeout
         self._connection: Any = None
         self._events: list[DomainEvent] = []
@@ -122,7 +164,7 @@ class LibvirtApiHypervisor:
     def check(self) -> str:
         with self._api("check"):
             domain = self._domain()
-            domain.snapshotLookupByName(self.snapshot)
+            self._revertible(domain.snapshotLookupByName(self.snapshot))
             return f"{self.describe()}; domain is {self.state()}, snapshot exists"
 
     def state(self) -> str:
@@ -144,6 +186,7 @@ class LibvirtApiHypervisor:
         with self._api("revert"):
             domain = self._domain()
             snapshot = domain.snapshotLookupByName(self.snapshot)
+            self._revertible(snapshot)
             domain.revertToSnapshot(snapshot, libvirt.VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING)
         self._wait_until_running(f"after reverting to snapshot '{self.snapshot}'")
 
@@ -187,6 +230,20 @@ class LibvirtApiHypervisor:
             self._connection = None
 
     # -- libvirt ----------------------------------------------------------------------------------
+    def _revertible(self, snapshot: Any) -> None:
+        """Refuse an external snapshot where this libvirt cannot revert to one (module docstring)."""
+        external = external_parts(snapshot.getXMLDesc(0))
+        version = self._connection.getLibVersion()
+        if external and version < EXTERNAL_REVERT_SINCE:
+            major, minor, micro = version // 1_000_000, version // 1000 % 1000, version % 1000
+            raise HypervisorError(
+                f"snapshot '{self.snapshot}' of domain '{self.domain}' is external"
+                f" ({', '.join(external)}), and libvirt {major}.{minor}.{micro} on {self.uri} cannot"
+                " revert to an external snapshot (libvirt 9.7 and later can): take an internal one"
+                f" on the qcow2 disk instead (virsh snapshot-create-as {self.domain} NAME, without"
+                " --disk-only, --memspec or --diskspec) and name it in the config, or upgrade libvirt"
+            )
+
     @contextlib.contextmanager
     def _api(self, what: str) -> Iterator[None]:
         libvirt = _libvirt()
@@ -206,6 +263,9 @@ class LibvirtApiHypervisor:
             connection.domainEventRegisterAny(
                 domain, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None
             )
+            connection.domainEventRegisterAny(
+                domain, libvirt.VIR_DOMAIN_EVENT_ID_REBOOT, self._on_reboot, None
+            )
             self._connection = connection
             self._find_console(domain)
         return self._connection.lookupByName(self.domain)
@@ -213,6 +273,11 @@ class LibvirtApiHypervisor:
     def _on_lifecycle(self, _connection: Any, _domain: Any, event: int, detail: int, _opaque: Any) -> None:
         with self._changed:
             self._events.append(DomainEvent(LIFECYCLE.get(event, str(event)), detail, time.monotonic()))
+            self._changed.notify_all()
+
+    def _on_reboot(self, _connection: Any, _domain: Any, _opaque: Any) -> None:
+        with self._changed:
+            self._events.append(DomainEvent("rebooted", 0, time.monotonic()))
             self._changed.notify_all()
 
     def _wait_until_running(self, when: str, poll: Callable[[float], None] = time.sleep) -> None:
@@ -280,7 +345,7 @@ class LibvirtApiHypervisor:
 def console_file(domain_xml: str) -> str | None:
     """The file a domain's serial console (or console) is written to: the source path of a
     `type='file'` device, else the device's `<log file=...>`."""
-    devices = ET.fromstring(domain_xml).find("devices")
+    devices = ElementTree.fromstring(domain_xml).find("devices")
     if devices is None:
         return None
     for device in [*devices.findall("serial"), *devices.findall("console")]:
