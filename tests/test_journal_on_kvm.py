@@ -34,7 +34,7 @@ from driver_package import BuiltPackage
 from signing import SigningIdentity
 from test_journal import LKDH, kill_inside_a_scenario
 from test_windows_machine import _dump_facts, _step_facts
-from windows_kvm_lab import PROFILE, SNAPSHOT, WindowsLab, lab_missing_reason, provisioned_lab
+from windows_kvm_lab import PROFILE, SCENARIOS, SNAPSHOT, WindowsLab, lab_missing_reason, provisioned_lab
 
 from harness.report.journal import read_journal, record_from_json
 from harness.scenario import load_scenarios
@@ -44,11 +44,6 @@ KVM_MISSING = lab_missing_reason()
 pytestmark = pytest.mark.skipif(KVM_MISSING is not None, reason=KVM_MISSING or "")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = (
-    "store_then_create_contains_buffer",
-    "create_at_dispatch_bugchecks_under_verifier",
-    "ioctl_create_as_standard_user_is_denied",
-)
 CUT = SCENARIOS[1]
 KILL_DEADLINE = 2400.0
 RUN_DEADLINE = 3600.0

@@ -30,7 +30,15 @@ import pytest
 from driver_package import BuiltPackage
 from signing import SigningIdentity
 from test_windows_machine import _dump_facts, _step_facts
-from windows_kvm_lab import PANIC_TEXT, PROFILE, SNAPSHOT, WindowsLab, lab_missing_reason, provisioned_lab
+from windows_kvm_lab import (
+    PANIC_TEXT,
+    PROFILE,
+    SCENARIOS,
+    SNAPSHOT,
+    WindowsLab,
+    lab_missing_reason,
+    provisioned_lab,
+)
 
 from harness.record import RunRecord
 from harness.report.run_log import RunLog
@@ -46,13 +54,6 @@ KVM_MISSING = lab_missing_reason()
 pytestmark = pytest.mark.skipif(KVM_MISSING is not None, reason=KVM_MISSING or "")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = (
-    "store_then_create_contains_buffer",
-    "create_at_dispatch_bugchecks_under_verifier",
-    "ioctl_create_as_standard_user_is_denied",
-)
-"""A live dump pulled and compared; a bugcheck (a real kernel panic and reboot); then, from the
-revert after the crash, a standard-user IOCTL through the scheduled-task path."""
 CRASHING = "create_at_dispatch_bugchecks_under_verifier"
 PVPANIC_SEEN = "; the hypervisor saw the panic too: QEMU (VM 'harness') reported GUEST_PANICKED (action run)"
 """What the machine adds to the crash's reason: the harness's QMP socket is harness.qmp, so the VM is

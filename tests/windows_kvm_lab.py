@@ -36,6 +36,14 @@ from harness.target_config import load_target_config
 
 PROFILE = "dmf-bfac434"
 SNAPSHOT = "driver-ready"
+SCENARIOS = (
+    "store_then_create_contains_buffer",
+    "create_at_dispatch_bugchecks_under_verifier",
+    "ioctl_create_as_standard_user_is_denied",
+)
+"""The shipped scenarios the guest tests run: a live dump pulled and compared; a bugcheck (a real kernel
+panic and reboot); then, from the revert after the crash, a standard-user IOCTL through the
+scheduled-task path."""
 GUEST_PYTHON = (3, 11)
 """Debian bookworm's Python, in the guest: the bundle carries this interpreter's compiled packages."""
 
