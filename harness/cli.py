@@ -184,6 +184,7 @@ def _run(args: argparse.Namespace) -> int:
             for loaded in scenarios:
                 if loaded.run_name in done:  # finished before the cut: its result stands
                     records.append(record_from_json(done[loaded.run_name]))
+                    progress.scenario_kept(records[-1])
                     continue
                 records.append(_run_one(loaded, factory, progress, args, journal))
     except TargetError as error:

@@ -58,6 +58,20 @@ def test_plain_lines_when_not_a_terminal() -> None:
     assert logging.getLogger("harness").level == logging.NOTSET  # restored
 
 
+def test_a_scenario_kept_from_the_journal_takes_its_place_in_the_count() -> None:
+    """A resumed run shows its first re-run scenario as [2/2], not [1/2], after the kept one."""
+    out, clock = io.StringIO(), Clock()
+    with LiveProgress(2, out, clock=clock) as progress:
+        kept = record("finished-before-the-kill")
+        kept.outcome = "passed"
+        progress.scenario_kept(kept)
+        progress.scenario_started(record("cut-off"))
+    assert out.getvalue().splitlines() == [
+        "[1/2] finished-before-the-kill: passed, kept from the journal",
+        "[2/2] cut-off on sim: started",
+    ]
+
+
 def test_status_line_counts_a_wait_as_it_goes() -> None:
     out, clock = io.StringIO(), Clock()
     with LiveProgress(3, out, live=True, clock=clock, interval=3600) as progress:

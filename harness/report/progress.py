@@ -97,6 +97,12 @@ class LiveProgress(RunListener):
         if not self.live:
             self._line(f"[{self.number}/{self.total}] {record.scenario} on {record.target}: started")
 
+    def scenario_kept(self, record: RunRecord) -> None:
+        """A scenario a resumed run does not run again (the journal has its result): it still takes
+        its place in the count, so the next scenario is shown as what it is, e.g. [2/3]."""
+        self.number += 1
+        self._line(f"[{self.number}/{self.total}] {record.scenario}: {record.outcome}, kept from the journal")
+
     def step_started(self, record: RunRecord, step: StepRecord) -> None:
         text = f"step {step.index}/{max(self.planned_steps, step.index)} {step.title}"
         if step.operation == "wait":
