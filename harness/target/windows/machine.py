@@ -598,11 +598,8 @@ def _kept_copy_matches(kept: dict[Path, str], local: Path, sha256: str) -> bool:
     """`local` is a copy a resumed run's journal kept, and its bytes still hash to `sha256`."""
     if kept.get(local.absolute()) != sha256 or not local.is_file():
         return False
-    digest = hashlib.sha256()
     with local.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest() == sha256
+        return hashlib.file_digest(stream, "sha256").hexdigest() == sha256
 
 
 def _dump_key(dump: dict[str, Any]) -> DumpKey:
