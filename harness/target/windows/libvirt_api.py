@@ -271,13 +271,15 @@ class LibvirtApiHypervisor:
         return self._connection.lookupByName(self.domain)
 
     def _on_lifecycle(self, _connection: Any, _domain: Any, event: int, detail: int, _opaque: Any) -> None:
-        with self._changed:
-            self._events.append(DomainEvent(LIFECYCLE.get(event, str(event)), detail, time.monotonic()))
-            self._changed.notify_all()
+        self._record(LIFECYCLE.get(event, str(event)), detail)
 
     def _on_reboot(self, _connection: Any, _domain: Any, _opaque: Any) -> None:
+        self._record("rebooted", 0)
+
+    def _record(self, event: str, detail: int) -> None:
+        """Keep one event with the host time it arrived, and wake whoever waits for it."""
         with self._changed:
-            self._events.append(DomainEvent("rebooted", 0, time.monotonic()))
+            self._events.append(DomainEvent(event, detail, time.monotonic()))
             self._changed.notify_all()
 
     def _wait_until_running(self, when: str, poll: Callable[[float], None] = time.sleep) -> None:
