@@ -112,6 +112,16 @@ class SshdServer:
         """A known_hosts file that trusts exactly this server's host key on this port."""
         return self.workdir / "known_hosts"
 
+    def ssh_settings(self, **more: object) -> dict[str, object]:
+        """A target config's `ssh:` section that reaches this server with its pinned host key."""
+        return {
+            "port": self.port,
+            "user": self.user,
+            "key_file": str(self.client_key),
+            "known_hosts": str(self.known_hosts),
+            **more,
+        }
+
     @property
     def authorized_keys(self) -> Path:
         return self.workdir / "authorized_keys"

@@ -185,12 +185,7 @@ def test_target_check_tests_the_ssh_channel_it_will_use(tmp_path: Path) -> None:
     if reason := sshd_server.sshd_missing_reason():
         tool_missing(reason)
     with sshd_server.SshdServer(tmp_path / "sshd") as server:
-        ssh = {
-            "port": server.port,
-            "user": server.user,
-            "key_file": str(server.client_key),
-            "known_hosts": str(server.known_hosts),
-        }
+        ssh = server.ssh_settings()
         config = TargetConfig.model_validate(
             {
                 "name": "lab",

@@ -561,12 +561,7 @@ def test_configured_sessions_open_a_real_ssh_session_from_the_config(tmp_path: P
     if reason := sshd_server.sshd_missing_reason():
         tool_missing(reason)
     with sshd_server.SshdServer(tmp_path / "sshd") as server:
-        ssh = {
-            "port": server.port,
-            "user": server.user,
-            "key_file": str(server.client_key),
-            "known_hosts": str(server.known_hosts),
-        }
+        ssh = server.ssh_settings()
         config = _config("127.0.0.1", 5986, ssh=ssh)
         assert config.ssh is not None and config.ssh_host == "127.0.0.1"
         with closing(ConfiguredSessions().ssh(config.ssh_host, config.ssh)) as session:

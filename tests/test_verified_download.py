@@ -155,14 +155,7 @@ def guest_config(server: SshdServer, sftp_client: str = "auto") -> TargetConfig:
             "name": "loopback",
             "host": "127.0.0.1",
             "winrm": {"username": "unused", "password": {"env": "LKDH_UNUSED_PASSWORD"}},
-            "ssh": {
-                "port": server.port,
-                "user": server.user,
-                "key_file": str(server.client_key),
-                "known_hosts": str(server.known_hosts),
-                "connect_timeout": 5,
-                "sftp_client": sftp_client,
-            },
+            "ssh": server.ssh_settings(connect_timeout=5, sftp_client=sftp_client),
             "driver": {"package": "/nonexistent", "hardware_id": "Root\\LkdhTestDriver", "lkdctl": "/x.exe"},
         }
     )
